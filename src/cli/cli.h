@@ -1,0 +1,33 @@
+/*
+ * cli.h - shared between the subcommands in src/cli.
+ */
+#ifndef SK_CLI_CLI_H
+#define SK_CLI_CLI_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+/* One child the demo keeps running beside the edge. */
+struct cli_child {
+	const char *name;
+	char **argv;
+};
+
+struct cli_demo_opts {
+	struct cli_child *children;
+	size_t nchildren;
+	const char *banner; /* printed to stdout once everything listens */
+};
+
+/*
+ * Runs the daemon for cfg (borrowed) until SIGTERM or SIGINT, then stops
+ * gracefully: listeners close, requests in flight finish, supervised
+ * children (demo) are stopped last. Returns the process exit status.
+ */
+int cli_serve(struct config *cfg, const struct cli_demo_opts *demo);
+
+/* `storekeep demo`; argv[0] is "demo". */
+int cli_demo(int argc, char **argv);
+
+#endif

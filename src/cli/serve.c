@@ -1,0 +1,209 @@
+/*
+ * serve.c - the daemon's control thread: start the proxy, the admin
+ * listener and (for the demo) supervised children; handle signals; stop in
+ * order.
+ *
+ * Stop order matters: the edge stops first (listeners close, requests in
+ * flight finish on the backends), then the admin, then supervised
+ * backends, so no customer request is cut because its backend went away
+ * before it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "proxy/proxy.h"
+#include "supervisor/supervisor.h"
+
+struct serve {
+	uv_loop_t loop;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	uv_signal_t sighup;
+	uv_signal_t sigusr1;
+	struct config *cfg;
+	struct proxy *proxy;
+	struct admin *admin;
+	struct supervisor *sup;
+	int stopping;
+};
+
+static void close_signals(struct serve *s)
+{
+	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+	uv_close((uv_handle_t *)&s->sighup, NULL);
+	uv_close((uv_handle_t *)&s->sigusr1, NULL);
+}
+
+static void sup_done_cb(struct supervisor *sup, void *ud)
+{
+	struct serve *s = ud;
+
+	(void)sup;
+	s->sup = NULL;
+	log_info("stopped", "%s", "");
+	close_signals(s);
+}
+
+static void on_proxy_stopped(struct proxy *p, void *ud)
+{
+	struct serve *s = ud;
+
+	(void)p;
+	admin_stop(s->admin);
+	s->admin = NULL;
+	if (s->sup) {
+		supervisor_stop(s->sup, 5000, sup_done_cb, s);
+		return;
+	}
+	log_info("stopped", "%s", "");
+	close_signals(s);
+}
+
+static void begin_stop(struct serve *s, const char *why)
+{
+	if (s->stopping) {
+		log_info("already stopping", "signal=%s", why);
+		return;
+	}
+	s->stopping = 1;
+	log_info("stopping", "signal=%s grace_ms=%u", why,
+		 s->cfg->timeouts.shutdown_grace_ms);
+	proxy_stop(s->proxy, on_proxy_stopped, s);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	struct serve *s = h->data;
+
+	switch (signum) {
+	case SIGTERM:
+		begin_stop(s, "TERM");
+		break;
+	case SIGINT:
+		begin_stop(s, "INT");
+		break;
+	case SIGHUP:
+		log_warn("reload is not supported yet; restart storekeep to apply "
+			 "a new configuration",
+			 "signal=HUP");
+		break;
+	case SIGUSR1:
+		if (log_reopen() != 0)
+			log_error("log reopen failed", "err=%s", strerror(errno));
+		else
+			log_info("log reopened", "signal=USR1");
+		break;
+	}
+}
+
+static void status_hook(void *ud, json_t *root)
+{
+	struct serve *s = ud;
+	json_t *arr;
+
+	if (s->sup == NULL)
+		return;
+	arr = json_array();
+	for (size_t i = 0; i < supervisor_count(s->sup); i++) {
+		struct supervisor_proc_status st;
+		json_t *o = json_object();
+
+		supervisor_status(s->sup, i, &st);
+		json_object_set_new(o, "name", json_string(st.name));
+		json_object_set_new(o, "pid", json_integer(st.pid));
+		json_object_set_new(o, "restarts", json_integer(st.restarts));
+		json_object_set_new(o, "last_exit", json_integer(st.last_exit));
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "processes", arr);
+}
+
+static void signal_init(struct serve *s, uv_signal_t *h, int signum)
+{
+	uv_signal_init(&s->loop, h);
+	h->data = s;
+	uv_signal_start(h, signal_cb, signum);
+}
+
+int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
+{
+	struct serve s;
+	char err[512];
+	int r, rc = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	r = log_open((enum log_level)cfg->log.level, cfg->log.file);
+	if (r < 0) {
+		fprintf(stderr, "storekeep: cannot open log file %s: %s\n",
+			cfg->log.file, strerror(-r));
+		return 1;
+	}
+	uv_loop_init(&s.loop);
+	r = proxy_new(cfg, &s.proxy, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot start", "err=\"%s\"", err);
+		fprintf(stderr, "storekeep: %s\n", err);
+		uv_loop_close(&s.loop);
+		return 1;
+	}
+	signal_init(&s, &s.sigterm, SIGTERM);
+	signal_init(&s, &s.sigint, SIGINT);
+	signal_init(&s, &s.sighup, SIGHUP);
+	signal_init(&s, &s.sigusr1, SIGUSR1);
+	if (cfg->admin.enabled) {
+		r = admin_start(&s.loop, cfg, s.proxy, &s.admin, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "storekeep: %s\n", err);
+			log_error("cannot start admin", "err=\"%s\"", err);
+			rc = 1;
+			goto fail;
+		}
+		admin_set_status_hook(s.admin, status_hook, &s);
+	}
+	if (demo) {
+		s.sup = supervisor_new(&s.loop);
+		for (size_t i = 0; i < demo->nchildren; i++) {
+			struct supervisor_proc_opts o;
+
+			memset(&o, 0, sizeof(o));
+			o.name = demo->children[i].name;
+			o.argv = demo->children[i].argv;
+			if (supervisor_add(s.sup, &o) < 0) {
+				fprintf(stderr, "storekeep: cannot start %s\n", o.name);
+				rc = 1;
+				goto fail;
+			}
+		}
+	}
+	r = proxy_start(s.proxy, &s.loop);
+	if (r < 0) {
+		fprintf(stderr, "storekeep: cannot start the proxy: %s\n",
+			uv_strerror(r));
+		rc = 1;
+		goto fail;
+	}
+	if (demo && demo->banner) {
+		fputs(demo->banner, stdout);
+		fflush(stdout);
+	}
+	uv_run(&s.loop, UV_RUN_DEFAULT);
+	proxy_free(s.proxy);
+	uv_loop_close(&s.loop);
+	return rc;
+fail:
+	/* Nothing is serving yet: stop what did start, in order. */
+	begin_stop(&s, "startup-failure");
+	uv_run(&s.loop, UV_RUN_DEFAULT);
+	proxy_free(s.proxy);
+	uv_loop_close(&s.loop);
+	return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * config.h - the configuration snapshot.
+ *
+ * One YAML file is parsed (libyaml) into a struct config: typed, validated,
+ * immutable once returned. Every setting is described once, in the schema
+ * tables of config.c (name, type, bounds, default, whether reload may
+ * change it, one line of documentation); validation errors and
+ * docs/config.md are both generated from those tables, so they cannot
+ * disagree.
+ *
+ * Errors name the file, the line and the key, and say what was expected:
+ *
+ *   storekeep.yaml:12: pools[0].health.interval: expected a duration
+ *   such as 500ms, 2s or 1m, got "fast"
+ *
+ * Unknown keys are errors. Durations are stored in milliseconds, sizes in
+ * bytes. Addresses are resolved at load time (numeric or via getaddrinfo).
+ *
+ * A struct config is reference-counted: the loader returns it with one
+ * reference; config_ref/config_unref let requests in flight keep the
+ * snapshot they started on across a reload.
+ */
+#ifndef SK_CORE_CONFIG_H
+#define SK_CORE_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct cfg_addr {
+	char *text; /* as written: "127.0.0.1:8080", "[::1]:80", "app1:8080" */
+	struct sockaddr_storage sa;
+	socklen_t salen;
+};
+
+struct cfg_backend {
+	char *name;
+	struct cfg_addr addr;
+	uint32_t weight; /* 1..1000, default 1 */
+	int line;	 /* where it was declared, for messages */
+};
+
+struct cfg_health {
+	char *path;	      /* default "/healthz" */
+	uint32_t interval_ms; /* default 2000 */
+	uint32_t timeout_ms;  /* default 1000 */
+	uint32_t rise;	      /* default 2 */
+	uint32_t fall;	      /* default 3 */
+	int enabled;	      /* default 1 */
+};
+
+struct cfg_pool {
+	char *name;
+	struct cfg_backend *backends;
+	size_t nbackends;
+	struct cfg_health health;
+	uint32_t keepalive_idle;       /* idle conns kept per backend per worker, default 32 */
+	uint32_t keepalive_timeout_ms; /* default 30000 */
+	int line;
+};
+
+struct cfg_limits {
+	uint32_t header_bytes; /* whole request head; default 16 KiB -> 431 */
+	uint32_t headers;      /* header count; default 100 -> 431 */
+	uint32_t target_bytes; /* request target; default 8 KiB -> 414 */
+	uint64_t body_bytes;   /* request body; default 64 MiB -> 413 */
+	uint32_t client_conns; /* per worker; default 10000 */
+};
+
+struct cfg_timeouts {
+	uint32_t client_header_ms;  /* default 10000 (slowloris) */
+	uint32_t client_body_ms;    /* idle gap while reading a body; default 30000 */
+	uint32_t keepalive_ms;	    /* client idle between requests; default 60000 */
+	uint32_t connect_ms;	    /* backend connect; default 3000 */
+	uint32_t backend_response_ms; /* backend first byte and idle gap; default 30000 */
+	uint32_t shutdown_grace_ms; /* in-flight requests at exit; default 10000 */
+};
+
+struct cfg_admin {
+	struct cfg_addr listen; /* default 127.0.0.1:9901; must be loopback */
+	char *token_file;	/* required; must not be world-readable */
+	int enabled;		/* listen set */
+};
+
+struct cfg_log {
+	int level;	/* enum log_level; default info */
+	char *file;	/* NULL = stderr */
+};
+
+struct config {
+	_Atomic unsigned refs;
+	char *path;
+	uint32_t workers; /* 0 = one per core (default) */
+	struct cfg_log log;
+	struct cfg_addr listen; /* default 127.0.0.1:8080 */
+	struct cfg_admin admin;
+	struct cfg_limits limits;
+	struct cfg_timeouts timeouts;
+	struct cfg_pool *pools; /* exactly one in this version */
+	size_t npools;
+};
+
+/*
+ * Parses and validates path. On success returns 0 and *out holds a
+ * snapshot with one reference. On failure returns -1 and err holds one
+ * line "file:line: key: what was expected" (no trailing newline); *out is
+ * untouched.
+ */
+int config_load(const char *path, struct config **out, char *err,
+		size_t errlen);
+/* Same, from a string; name is used in messages in place of a file name. */
+int config_load_string(const char *yaml, const char *name,
+		       struct config **out, char *err, size_t errlen);
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+/* Writes the Markdown reference of every key (docs/config.md) to f. */
+void config_write_reference(FILE *f);
+
+#endif

@@ -1,0 +1,1050 @@
+/*
+ * session.c - client sessions: read a request, relay it to a backend,
+ * relay the response back, keep the connection for the next request.
+ *
+ * Bodies are streamed, never buffered whole. Each direction has at most
+ * one write in flight, and the side that feeds it stops reading until the
+ * write completes: the kernel's socket buffers do the queueing, and a slow
+ * reader slows its writer down instead of growing our memory. Request
+ * bodies pass through untouched (Content-Length or chunked; the chunked
+ * decoder only finds where the body ends), so what reaches the backend is
+ * exactly what the parser accepted.
+ *
+ * Invariants:
+ *   - c->in holds the current request head from offset 0 until the request
+ *     is finished; body bytes after it are dropped as soon as they have
+ *     been written to the backend (in.len is cut back to head_len), so the
+ *     buffer stays bounded by the head plus one read.
+ *   - c->bc is set exactly while a backend connection serves this request,
+ *     and bc->c == c.
+ *   - A request is retried on another backend only while nothing of it has
+ *     reached a backend (connect failure), or, for a bodyless idempotent
+ *     request, when a reused keep-alive connection closed before answering.
+ *     A POST whose bytes left is never sent twice.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "proxy/proxy_int.h"
+
+#define HDR_SKIP 0x80 /* local flag: dropped here and re-added by us */
+#define READ_CHUNK 65536
+
+static void client_close(struct client *c);
+static void client_next_request(struct client *c);
+static void process_head(struct client *c);
+static void pump_req(struct client *c);
+static void pump_resp(struct client *c);
+static void dispatch(struct client *c);
+static void backend_failed(struct client *c, int err, int timeout);
+
+static const struct cfg_timeouts *tmo(struct client *c)
+{
+	return &c->w->proxy->cfg->timeouts;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static void client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+	struct client *c = h->data;
+
+	(void)suggested;
+	if (buf_reserve(&c->in, READ_CHUNK) != 0) {
+		out->base = NULL;
+		out->len = 0;
+		return;
+	}
+	out->base = c->in.data + c->in.len;
+	out->len = c->in.cap - c->in.len - 1;
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void client_read_start(struct client *c)
+{
+	if (!c->reading && c->state != C_CLOSED) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc_cb,
+				  client_read_cb) == 0)
+			c->reading = 1;
+	}
+}
+
+static void client_read_stop(struct client *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+	}
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void client_timer(struct client *c, uint64_t ms)
+{
+	uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+/* --- closing ------------------------------------------------------------ */
+
+static void client_free_cb(uv_handle_t *h)
+{
+	struct client *c = h->data;
+
+	if (--c->handles_open > 0)
+		return;
+	buf_fini(&c->in);
+	buf_fini(&c->reqhead);
+	buf_fini(&c->out);
+	buf_fini(&c->dechunk);
+	free(c->hdrs);
+	free(c);
+}
+
+static void request_done_stats(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->in_flight)
+		return;
+	c->in_flight = 0;
+	atomic_fetch_sub_explicit(&w->st.in_flight, 1, memory_order_relaxed);
+	if (c->wb) {
+		atomic_fetch_sub_explicit(&c->wb->active, 1,
+					  memory_order_relaxed);
+	}
+}
+
+static void count_status(struct client *c, int status)
+{
+	int cls = status / 100;
+
+	c->status = status;
+	counter_add(&c->w->st.responses[(cls >= 1 && cls <= 5) ? cls : 0], 1);
+}
+
+static void client_close(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (c->state == C_CLOSED)
+		return;
+	c->state = C_CLOSED;
+	request_done_stats(c);
+	if (c->bc) {
+		c->bc->c = NULL;
+		upstream_close(c->bc);
+		c->bc = NULL;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nclients--;
+	atomic_fetch_sub_explicit(&w->st.connections, 1, memory_order_relaxed);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, client_free_cb);
+	uv_close((uv_handle_t *)&c->tcp, client_free_cb);
+	if (w->stopping && w->nclients == 0)
+		uv_async_send(&w->wake);
+}
+
+/* --- writing to the client ---------------------------------------------- */
+
+static void error_write_cb(uv_write_t *wr, int status)
+{
+	struct client *c = wr->data;
+
+	c->writing = 0;
+	if (c->state == C_CLOSED)
+		return;
+	if (status < 0 || c->close_after) {
+		client_close(c);
+		return;
+	}
+	client_next_request(c);
+}
+
+/*
+ * Answers the current request locally (a parse error, 502/503/504). When
+ * part of the response already went out, all we can do is cut the
+ * connection so the client sees a truncated message, not a wrong one.
+ */
+static void reply_error(struct client *c, int status, const char *detail,
+			int close)
+{
+	uv_buf_t b;
+
+	if (c->resp_head_sent || c->writing) {
+		client_close(c);
+		return;
+	}
+	if (c->bc) {
+		c->bc->c = NULL;
+		upstream_close(c->bc);
+		c->bc = NULL;
+	}
+	client_read_stop(c);
+	uv_timer_stop(&c->timer);
+	/* Without the whole request body read, we cannot tell where the next
+	 * request would start: close after answering. */
+	if (!c->req_body_done || !c->req.keep_alive || c->w->stopping)
+		close = 1;
+	c->close_after = close;
+	c->state = C_ERROR;
+	buf_reset(&c->out);
+	http_error_response(&c->out, status, detail, close);
+	count_status(c, status);
+	request_done_stats(c);
+	b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	c->write.data = c;
+	c->writing = 1;
+	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1,
+		     error_write_cb) != 0) {
+		c->writing = 0;
+		client_close(c);
+	}
+	/* Give the client a bounded time to take the answer. */
+	client_timer(c, tmo(c)->client_body_ms);
+}
+
+/* --- the request head --------------------------------------------------- */
+
+static int is_idempotent(enum http_method m)
+{
+	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
+	       m == HTTP_M_PUT || m == HTTP_M_DELETE || m == HTTP_M_TRACE;
+}
+
+/* Builds the head the backend gets: hop-by-hop fields removed, and
+ * X-Forwarded-For, X-Forwarded-Proto and Via added. */
+static void build_request_head(struct client *c)
+{
+	struct http_msg *m = &c->req;
+	const char *base = c->in.data;
+	struct buf *o = &c->reqhead;
+	int xff_seen = 0;
+
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		struct http_header *h = &m->headers[i];
+
+		if (http_span_ieq(base, h->name, "x-forwarded-for") ||
+		    http_span_ieq(base, h->name, "x-forwarded-proto"))
+			h->flags |= HDR_SKIP;
+	}
+	buf_reset(o);
+	http_serialize_head(o, m, base, HTTP_HDR_HOP | HDR_SKIP);
+	if (m->host_idx < 0) {
+		/* HTTP/1.0 without Host: the backend speaks 1.1 and needs
+		 * one. */
+		http_serialize_header(o, "Host",
+				      c->wb->b->cfg->addr.text);
+	}
+	buf_appends(o, "X-Forwarded-For: ");
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		struct http_header *h = &m->headers[i];
+
+		if (!http_span_ieq(base, h->name, "x-forwarded-for") ||
+		    h->value.len == 0)
+			continue;
+		buf_append(o, base + h->value.off, h->value.len);
+		buf_appends(o, ", ");
+		xff_seen = 1;
+	}
+	(void)xff_seen;
+	buf_appends(o, c->peer);
+	buf_appends(o, "\r\nX-Forwarded-Proto: http\r\nVia: 1.1 storekeep\r\n\r\n");
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct client *c = t->data;
+
+	switch (c->state) {
+	case C_IDLE:
+		client_close(c);
+		break;
+	case C_HEAD:
+		if (c->in.len == 0) {
+			client_close(c);
+			break;
+		}
+		log_info("client header timeout", "peer=%s", c->peer);
+		reply_error(c, 408, "the request head did not arrive in time", 1);
+		break;
+	case C_UPSTREAM:
+		/* The client stopped sending its body. */
+		log_info("client body timeout", "peer=%s", c->peer);
+		reply_error(c, 408, "the request body did not arrive in time", 1);
+		break;
+	case C_ERROR:
+	case C_CLOSED:
+		client_close(c);
+		break;
+	}
+}
+
+static void process_head(struct client *c)
+{
+	struct worker *w = c->w;
+	const struct cfg_limits *lim = &w->proxy->cfg->limits;
+	int r;
+
+	r = http_parse(&c->parser, c->in.data, c->in.len);
+	if (r == HTTP_PARSE_AGAIN) {
+		client_read_start(c);
+		return;
+	}
+	if (r == HTTP_PARSE_ERROR) {
+		char q[128];
+
+		log_info("bad request", "peer=%s status=%d reason=%s", c->peer,
+			 c->parser.status,
+			 log_q(q, sizeof(q), c->parser.reason));
+		c->req_body_done = 0;
+		reply_error(c, c->parser.status, c->parser.reason, 1);
+		return;
+	}
+
+	/* A complete head. */
+	c->state = C_UPSTREAM;
+	c->in_pos = c->req.head_len;
+	c->t_start = clock_mono_ms();
+	c->in_flight = 1;
+	atomic_fetch_add_explicit(&w->st.in_flight, 1, memory_order_relaxed);
+	counter_add(&w->st.requests, 1);
+	uv_timer_stop(&c->timer);
+
+	switch (c->req.body) {
+	case HTTP_BODY_LENGTH:
+		if (c->req.content_length > lim->body_bytes) {
+			reply_error(c, 413, "the request body is too large", 1);
+			return;
+		}
+		c->req_left = c->req.content_length;
+		c->req_body_done = (c->req_left == 0);
+		break;
+	case HTTP_BODY_CHUNKED:
+		http_chunked_init(&c->req_chunked, 0);
+		c->req_left = 0;
+		c->req_body_done = 0;
+		break;
+	default:
+		c->req_body_done = 1;
+		break;
+	}
+	/* Until the request body is in, the client may keep sending; past
+	 * that, pipelined requests wait in the kernel until this one is
+	 * answered. */
+	client_read_stop(c);
+	dispatch(c);
+}
+
+/* --- choosing and reaching a backend ------------------------------------ */
+
+static void start_exchange(struct client *c);
+
+static void dispatch(struct client *c)
+{
+	struct worker *w = c->w;
+	struct wbackend *wb;
+	struct bconn *bc;
+
+	for (;;) {
+		wb = upstream_pick(w, c->failed);
+		if (wb == NULL) {
+			reply_error(c,
+				    c->attempts ? 502 : 503,
+				    c->attempts ? "no backend could be reached"
+						: "no backend is available",
+				    0);
+			return;
+		}
+		if (c->wb)
+			atomic_fetch_sub_explicit(&c->wb->active, 1,
+						  memory_order_relaxed);
+		c->wb = wb;
+		atomic_fetch_add_explicit(&wb->active, 1, memory_order_relaxed);
+		c->attempts++;
+		counter_add(&wb->requests, 1);
+		bc = upstream_get(w, wb);
+		if (bc != NULL)
+			break;
+		counter_add(&wb->failures, 1);
+		c->failed = wb;
+		if (c->attempts >= w->nwbs + 1) {
+			reply_error(c, 502, "no backend could be reached", 0);
+			return;
+		}
+	}
+	c->bc = bc;
+	bc->c = c;
+	if (bc->connected)
+		start_exchange(c);
+	/* else session_on_connect() continues. */
+}
+
+void session_on_connect(struct bconn *bc, int status)
+{
+	struct client *c = bc->c;
+
+	if (c == NULL) {
+		upstream_close(bc);
+		return;
+	}
+	if (status < 0) {
+		backend_failed(c, status, status == -ETIMEDOUT);
+		return;
+	}
+	start_exchange(c);
+}
+
+static void backend_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
+{
+	struct bconn *bc = h->data;
+
+	(void)sz;
+	if (buf_reserve(&bc->in, READ_CHUNK) != 0) {
+		out->base = NULL;
+		out->len = 0;
+		return;
+	}
+	out->base = bc->in.data + bc->in.len;
+	out->len = bc->in.cap - bc->in.len - 1;
+}
+
+static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void backend_read_start(struct bconn *bc)
+{
+	if (!bc->reading &&
+	    uv_read_start((uv_stream_t *)&bc->tcp, backend_alloc_cb,
+			  backend_read_cb) == 0)
+		bc->reading = 1;
+}
+
+static void backend_read_stop(struct bconn *bc)
+{
+	if (bc->reading) {
+		uv_read_stop((uv_stream_t *)&bc->tcp);
+		bc->reading = 0;
+	}
+}
+
+static void backend_timer_cb(uv_timer_t *t)
+{
+	struct bconn *bc = t->data;
+
+	if (bc->c)
+		backend_failed(bc->c, -ETIMEDOUT, 1);
+}
+
+static void backend_timer(struct bconn *bc, uint64_t ms)
+{
+	bc->timer.data = bc;
+	uv_timer_start(&bc->timer, backend_timer_cb, ms, 0);
+}
+
+static void start_exchange(struct client *c)
+{
+	struct bconn *bc = c->bc;
+
+	build_request_head(c);
+	c->req_head_sent = 0;
+	c->bwrite_n = 0;
+	bc->got_bytes = 0;
+	buf_reset(&bc->in);
+	bc->in_pos = 0;
+	http_parser_init(&bc->parser, 0, c->req.method, &bc->msg, bc->hdrs,
+			 c->w->limits.max_headers, &c->w->limits);
+	backend_read_start(bc);
+	backend_timer(bc, tmo(c)->backend_response_ms);
+	pump_req(c);
+}
+
+/*
+ * A backend failed this request before its response began (or timed out).
+ * Retry elsewhere when nothing of the request can have been acted upon;
+ * otherwise answer 502/504.
+ */
+static void backend_failed(struct client *c, int err, int timeout)
+{
+	struct bconn *bc = c->bc;
+	struct wbackend *wb = c->wb;
+	int sent = c->req_head_sent || c->bwrite_n > 0 || (bc && bc->writing);
+	int connected = bc && bc->connected;
+	int retry = 0;
+
+	if (wb)
+		counter_add(&wb->failures, 1);
+	log_warn("backend failed", "backend=%s err=%s sent=%d",
+		 wb ? wb->b->cfg->name : "-", uv_err_name(err), sent);
+	if (c->resp_head_sent) {
+		client_close(c);
+		return;
+	}
+	if (bc && !bc->got_bytes) {
+		if (!bc->connected)
+			retry = 1; /* nothing left us */
+		else if (bc->reused && !timeout && is_idempotent(c->req.method) &&
+			 c->req.body == HTTP_BODY_NONE)
+			retry = 1; /* a stale keep-alive connection */
+	}
+	if (bc) {
+		bc->c = NULL;
+		upstream_close(bc);
+		c->bc = NULL;
+	}
+	if (retry && c->attempts <= c->w->nwbs) {
+		c->failed = wb;
+		dispatch(c);
+		return;
+	}
+	if (timeout && connected)
+		reply_error(c, 504, "the backend did not answer in time", 0);
+	else if (!connected)
+		reply_error(c, 502, "no backend could be reached", 0);
+	else
+		reply_error(c, 502, "the backend failed to answer", 0);
+}
+
+/* --- request body: client -> backend ------------------------------------ */
+
+static void backend_write_cb(uv_write_t *wr, int status)
+{
+	struct bconn *bc = wr->data;
+	struct client *c = bc->c;
+
+	bc->writing = 0;
+	if (c == NULL) {
+		upstream_close(bc);
+		return;
+	}
+	if (status < 0) {
+		backend_failed(c, status, 0);
+		return;
+	}
+	c->req_head_sent = 1;
+	c->in_pos += c->bwrite_n;
+	c->bwrite_n = 0;
+	if (c->in_pos == c->in.len && c->in.len > c->req.head_len) {
+		/* Forwarded body bytes are done with: keep only the head. */
+		c->in.len = c->req.head_len;
+		c->in_pos = c->req.head_len;
+	}
+	pump_req(c);
+}
+
+/* How many of the n bytes at p belong to the request body; marks the end
+ * of the body. Returns -1 on a malformed chunked body. */
+static ssize_t req_body_take(struct client *c, const char *p, size_t n)
+{
+	if (c->req.body == HTTP_BODY_LENGTH) {
+		size_t k = n < c->req_left ? n : (size_t)c->req_left;
+
+		c->req_left -= k;
+		if (c->req_left == 0)
+			c->req_body_done = 1;
+		return (ssize_t)k;
+	}
+	{
+		ssize_t k = http_chunked_feed(&c->req_chunked, p, n, NULL, NULL);
+		uint64_t total;
+
+		if (k < 0)
+			return -1;
+		c->req_left += (uint64_t)k;
+		total = c->req_left;
+		if (total > c->w->proxy->cfg->limits.body_bytes)
+			return -2;
+		if (c->req_chunked.done)
+			c->req_body_done = 1;
+		return k;
+	}
+}
+
+static void pump_req(struct client *c)
+{
+	struct bconn *bc = c->bc;
+	uv_buf_t bufs[2];
+	unsigned nb = 0;
+	size_t avail;
+	ssize_t k = 0;
+
+	if (bc == NULL || bc->writing || c->state != C_UPSTREAM)
+		return;
+	if (c->resp_head_ready && !c->req_body_done)
+		return; /* answered early: the rest of the body is not sent */
+	avail = c->in.len - c->in_pos;
+	if (!c->req_body_done && avail > 0) {
+		k = req_body_take(c, c->in.data + c->in_pos, avail);
+		if (k == -1) {
+			log_info("bad chunked request body", "peer=%s reason=%s",
+				 c->peer, c->req_chunked.reason);
+			reply_error(c, 400, c->req_chunked.reason, 1);
+			return;
+		}
+		if (k == -2) {
+			reply_error(c, 413, "the request body is too large", 1);
+			return;
+		}
+	}
+	if (!c->req_head_sent)
+		bufs[nb++] = uv_buf_init(c->reqhead.data, (unsigned)c->reqhead.len);
+	if (k > 0)
+		bufs[nb++] = uv_buf_init(c->in.data + c->in_pos, (unsigned)k);
+	if (nb == 0) {
+		if (!c->req_body_done) {
+			client_read_start(c);
+			client_timer(c, tmo(c)->client_body_ms);
+		} else {
+			uv_timer_stop(&c->timer);
+		}
+		return;
+	}
+	c->bwrite_n = (size_t)k;
+	bc->write.data = bc;
+	bc->writing = 1;
+	client_read_stop(c);
+	/* From here a stall is the backend's: its timer is running. */
+	uv_timer_stop(&c->timer);
+	if (uv_write(&bc->write, (uv_stream_t *)&bc->tcp, bufs, nb,
+		     backend_write_cb) != 0) {
+		bc->writing = 0;
+		backend_failed(c, -EPIPE, 0);
+	}
+}
+
+/* --- response: backend -> client ---------------------------------------- */
+
+static void finish_request(struct client *c)
+{
+	struct bconn *bc = c->bc;
+	int reusable;
+
+	reusable = bc && bc->msg.keep_alive && c->req_body_done &&
+		   bc->msg.body != HTTP_BODY_EOF && bc->in_pos == bc->in.len &&
+		   !c->w->stopping;
+	if (bc) {
+		backend_read_stop(bc);
+		uv_timer_stop(&bc->timer);
+		bc->c = NULL;
+		c->bc = NULL;
+		upstream_release(bc, reusable);
+	}
+	request_done_stats(c);
+	if (c->close_after || !c->req_body_done || !c->req.keep_alive ||
+	    c->w->stopping) {
+		client_close(c);
+		return;
+	}
+	client_next_request(c);
+}
+
+static void client_write_cb(uv_write_t *wr, int status)
+{
+	struct client *c = wr->data;
+	struct bconn *bc = c->bc;
+
+	c->writing = 0;
+	if (c->state == C_CLOSED)
+		return;
+	if (status < 0) {
+		client_close(c);
+		return;
+	}
+	c->resp_head_sent = 1;
+	if (bc) {
+		bc->in_pos += c->cwrite_n;
+		if (bc->in_pos == bc->in.len) {
+			bc->in.len = 0;
+			bc->in_pos = 0;
+		}
+	}
+	c->cwrite_n = 0;
+	buf_reset(&c->dechunk);
+	if (c->resp_body_done) {
+		finish_request(c);
+		return;
+	}
+	pump_resp(c);
+}
+
+static void dechunk_cb(void *ud, const char *p, size_t n)
+{
+	buf_append(ud, p, n);
+}
+
+static void on_response_head(struct client *c)
+{
+	struct bconn *bc = c->bc;
+	struct http_msg *m = &bc->msg;
+	int client10 = c->req.version_minor == 0;
+
+	count_status(c, m->status);
+	buf_reset(&c->out);
+	c->dechunking = 0;
+	if (m->body == HTTP_BODY_EOF || !c->req_body_done || !c->req.keep_alive ||
+	    c->w->stopping)
+		c->close_after = 1;
+	if (m->body == HTTP_BODY_CHUNKED && client10) {
+		/* An HTTP/1.0 client does not know chunked: send the payload
+		 * raw and end it by closing. */
+		c->dechunking = 1;
+		c->close_after = 1;
+	}
+	http_serialize_head(&c->out, m, bc->in.data,
+			    HTTP_HDR_HOP | (c->dechunking ? HTTP_HDR_FRAMING : 0));
+	if (c->close_after)
+		buf_appends(&c->out, "Connection: close\r\n");
+	else if (client10)
+		buf_appends(&c->out, "Connection: keep-alive\r\n");
+	buf_appends(&c->out, "\r\n");
+	bc->in_pos = m->head_len;
+
+	switch (m->body) {
+	case HTTP_BODY_LENGTH:
+		c->resp_left = m->content_length;
+		c->resp_body_done = (c->resp_left == 0);
+		break;
+	case HTTP_BODY_CHUNKED:
+		http_chunked_init(&c->resp_chunked, 0);
+		c->resp_body_done = 0;
+		break;
+	case HTTP_BODY_EOF:
+		c->resp_body_done = 0;
+		break;
+	default:
+		c->resp_body_done = 1;
+		break;
+	}
+	if (!c->req_body_done) {
+		/* The backend answered before taking the whole body (e.g. a
+		 * 413): stop forwarding; the connection closes afterwards. */
+		client_read_stop(c);
+		uv_timer_stop(&c->timer);
+	}
+	pump_resp(c);
+}
+
+/* Forwards what bc->in holds of the response body (with the head first if
+ * it has not gone yet). */
+static void pump_resp(struct client *c)
+{
+	struct bconn *bc = c->bc;
+	uv_buf_t bufs[2];
+	unsigned nb = 0;
+	size_t avail, k = 0;
+	const char *p;
+
+	if (bc == NULL || c->writing)
+		return;
+	avail = bc->in.len - bc->in_pos;
+	p = bc->in.data + bc->in_pos;
+	if (!c->resp_body_done && avail > 0) {
+		struct bconn *b = bc;
+
+		switch (b->msg.body) {
+		case HTTP_BODY_LENGTH:
+			k = avail < c->resp_left ? avail : (size_t)c->resp_left;
+			c->resp_left -= k;
+			if (c->resp_left == 0)
+				c->resp_body_done = 1;
+			break;
+		case HTTP_BODY_CHUNKED: {
+			ssize_t r = http_chunked_feed(
+				&c->resp_chunked, p, avail,
+				c->dechunking ? dechunk_cb : NULL, &c->dechunk);
+
+			if (r < 0) {
+				log_warn("bad chunked response",
+					 "backend=%s reason=%s",
+					 c->wb->b->cfg->name,
+					 c->resp_chunked.reason);
+				backend_failed(c, -EPROTO, 0);
+				return;
+			}
+			k = (size_t)r;
+			if (c->resp_chunked.done)
+				c->resp_body_done = 1;
+			break;
+		}
+		case HTTP_BODY_EOF:
+			k = avail;
+			break;
+		default:
+			break;
+		}
+	}
+	if (!c->resp_head_sent && c->out.len)
+		bufs[nb++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	if (k > 0) {
+		if (c->dechunking) {
+			if (c->dechunk.len)
+				bufs[nb++] = uv_buf_init(c->dechunk.data,
+							 (unsigned)c->dechunk.len);
+		} else {
+			bufs[nb++] = uv_buf_init((char *)p, (unsigned)k);
+		}
+	}
+	c->cwrite_n = k;
+	if (nb == 0) {
+		if (k > 0) {
+			/* Only chunk framing was consumed. */
+			bc->in_pos += k;
+			c->cwrite_n = 0;
+			if (c->resp_body_done) {
+				finish_request(c);
+				return;
+			}
+		}
+		if (c->resp_body_done) {
+			finish_request(c);
+			return;
+		}
+		backend_read_start(bc);
+		return;
+	}
+	backend_read_stop(bc);
+	c->write.data = c;
+	c->writing = 1;
+	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, nb,
+		     client_write_cb) != 0) {
+		c->writing = 0;
+		client_close(c);
+	}
+}
+
+static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct bconn *bc = s->data;
+	struct client *c = bc->c;
+	int r;
+
+	(void)b;
+	if (c == NULL) {
+		upstream_close(bc);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread == UV_EOF && c->resp_head_ready &&
+		    bc->msg.body == HTTP_BODY_EOF) {
+			/* The body ends with the connection. */
+			c->resp_body_done = 1;
+			backend_read_stop(bc);
+			if (!c->writing)
+				pump_resp(c);
+			return;
+		}
+		backend_failed(c, (int)nread, 0);
+		return;
+	}
+	bc->in.len += (size_t)nread;
+	bc->got_bytes = 1;
+	backend_timer(bc, tmo(c)->backend_response_ms);
+	if (!c->resp_head_ready) {
+		for (;;) {
+			r = http_parse(&bc->parser, bc->in.data, bc->in.len);
+			if (r == HTTP_PARSE_AGAIN)
+				return;
+			if (r == HTTP_PARSE_ERROR) {
+				char q[128];
+
+				log_warn("bad response from backend",
+					 "backend=%s status=%d reason=%s",
+					 c->wb->b->cfg->name, bc->parser.status,
+					 log_q(q, sizeof(q), bc->parser.reason));
+				backend_failed(c, -EPROTO, 0);
+				return;
+			}
+			if (bc->msg.status >= 200 || bc->msg.status == 101)
+				break;
+			/* An interim response (100 Continue): pass it on
+			 * synchronously before the final one. Written
+			 * straight from a copy so bc->in can be reused. */
+			{
+				size_t hl = bc->msg.head_len;
+				uv_buf_t ib;
+
+				buf_reset(&c->out);
+				http_serialize_head(&c->out, &bc->msg, bc->in.data,
+						    HTTP_HDR_HOP);
+				buf_appends(&c->out, "\r\n");
+				ib = uv_buf_init(c->out.data, (unsigned)c->out.len);
+				/* A try_write is enough for a few bytes; on a
+				 * full socket the interim response is dropped,
+				 * which RFC 9110 15.2 permits a proxy. */
+				(void)uv_try_write((uv_stream_t *)&c->tcp, &ib, 1);
+				buf_consume(&bc->in, hl);
+				http_parser_init(&bc->parser, 0, c->req.method,
+						 &bc->msg, bc->hdrs,
+						 c->w->limits.max_headers,
+						 &c->w->limits);
+			}
+		}
+		if (bc->msg.status == 101) {
+			log_warn("backend switched protocols; not supported",
+				 "backend=%s", c->wb->b->cfg->name);
+			backend_failed(c, -EPROTO, 0);
+			return;
+		}
+		c->resp_head_ready = 1;
+		on_response_head(c);
+		return;
+	}
+	pump_resp(c);
+}
+
+/* --- connection lifecycle ------------------------------------------------ */
+
+/* Prepares for the next request on a kept-alive connection; serves bytes
+ * already read (pipelining) at once. */
+static void client_next_request(struct client *c)
+{
+	struct worker *w = c->w;
+
+	/* Drop the finished request, keep what follows it. */
+	if (c->in_pos > 0 && c->in_pos <= c->in.len)
+		buf_consume(&c->in, c->in_pos);
+	else if (c->in_pos > c->in.len)
+		buf_reset(&c->in);
+	c->in_pos = 0;
+	c->state = C_IDLE;
+	c->wb = NULL;
+	c->failed = NULL;
+	c->attempts = 0;
+	c->req_head_sent = c->req_body_done = 0;
+	c->resp_head_sent = c->resp_body_done = c->resp_head_ready = 0;
+	c->close_after = 0;
+	c->dechunking = 0;
+	c->bwrite_n = c->cwrite_n = 0;
+	c->status = 0;
+	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
+			 w->limits.max_headers, &w->limits);
+	if (c->in.len > 0) {
+		c->state = C_HEAD;
+		client_timer(c, tmo(c)->client_header_ms);
+		process_head(c);
+		return;
+	}
+	/* An idle connection holds no buffer memory. */
+	buf_fini(&c->in);
+	buf_fini(&c->reqhead);
+	buf_fini(&c->out);
+	client_timer(c, tmo(c)->keepalive_ms);
+	client_read_start(c);
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct client *c = s->data;
+
+	(void)b;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread == UV_ENOBUFS) {
+			reply_error(c, 500, "out of memory", 1);
+			return;
+		}
+		/* EOF or reset: a request in progress is abandoned. */
+		client_close(c);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	switch (c->state) {
+	case C_IDLE:
+		c->state = C_HEAD;
+		client_timer(c, tmo(c)->client_header_ms);
+		/* fall through */
+	case C_HEAD:
+		process_head(c);
+		break;
+	case C_UPSTREAM:
+		client_read_stop(c);
+		pump_req(c);
+		break;
+	default:
+		/* Bytes after an error answer are ignored. */
+		break;
+	}
+}
+
+void session_accept(struct worker *w)
+{
+	struct client *c;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->w = w;
+	uv_tcp_init(&w->loop, &c->tcp);
+	uv_timer_init(&w->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles_open = 2;
+	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+		c->state = C_CLOSED;
+		uv_close((uv_handle_t *)&c->timer, client_free_cb);
+		uv_close((uv_handle_t *)&c->tcp, client_free_cb);
+		return;
+	}
+	c->hdrs = calloc(w->limits.max_headers, sizeof(*c->hdrs));
+	if (c->hdrs == NULL ||
+	    w->nclients >= w->proxy->cfg->limits.client_conns || w->stopping) {
+		c->state = C_CLOSED;
+		uv_close((uv_handle_t *)&c->timer, client_free_cb);
+		uv_close((uv_handle_t *)&c->tcp, client_free_cb);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
+				    sizeof(c->peer));
+		else
+			uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer,
+				    sizeof(c->peer));
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+	}
+	c->next = w->clients;
+	if (w->clients)
+		w->clients->prev = c;
+	w->clients = c;
+	w->nclients++;
+	counter_add(&w->st.accepted, 1);
+	atomic_fetch_add_explicit(&w->st.connections, 1, memory_order_relaxed);
+	c->in_pos = 0;
+	client_next_request(c);
+}
+
+void session_shutdown_idle(struct worker *w)
+{
+	struct client *c = w->clients, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == C_IDLE || (c->state == C_HEAD && c->in.len == 0))
+			client_close(c);
+		else
+			c->close_after = 1;
+	}
+}
+
+void session_close_all(struct worker *w)
+{
+	while (w->clients)
+		client_close(w->clients);
+}
