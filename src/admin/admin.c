@@ -131,13 +131,20 @@ static void metric_head(struct buf *o, const char *name, const char *type,
 	buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void backend_labels(struct buf *o, const char *pool, const char *be)
+/* Appends {pool="..",backend=".."[,extra]} */
+static void backend_labels(struct buf *o, const char *pool, const char *be,
+			   const char *extra)
 {
 	buf_appends(o, "{pool=\"");
 	label_value(o, pool);
 	buf_appends(o, "\",backend=\"");
 	label_value(o, be);
 	buf_appends(o, "\"");
+	if (extra) {
+		buf_appendc(o, ',');
+		buf_appends(o, extra);
+	}
+	buf_appendc(o, '}');
 }
 
 static void write_metrics(struct admin *a, struct buf *o)
@@ -184,7 +191,7 @@ static void write_metrics(struct admin *a, struct buf *o)
 		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
 			proxy_backend_info(a->proxy, pl, i, &bi);
 			buf_appends(o, "storekeep_backend_up");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
 			buf_printf(o, " %d\n", bi.state == PROXY_BACKEND_UP);
 		}
 	}
@@ -194,7 +201,7 @@ static void write_metrics(struct admin *a, struct buf *o)
 		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
 			proxy_backend_info(a->proxy, pl, i, &bi);
 			buf_appends(o, "storekeep_backend_requests_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
 			buf_printf(o, " %llu\n", (unsigned long long)bi.requests);
 		}
 	}
@@ -204,7 +211,7 @@ static void write_metrics(struct admin *a, struct buf *o)
 		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
 			proxy_backend_info(a->proxy, pl, i, &bi);
 			buf_appends(o, "storekeep_backend_failures_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
 			buf_printf(o, " %llu\n", (unsigned long long)bi.failures);
 		}
 	}
@@ -214,7 +221,7 @@ static void write_metrics(struct admin *a, struct buf *o)
 		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
 			proxy_backend_info(a->proxy, pl, i, &bi);
 			buf_appends(o, "storekeep_backend_requests_in_flight");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
 			buf_printf(o, " %lld\n", (long long)bi.active);
 		}
 	}
@@ -224,12 +231,14 @@ static void write_metrics(struct admin *a, struct buf *o)
 		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
 			proxy_backend_info(a->proxy, pl, i, &bi);
 			buf_appends(o, "storekeep_health_checks_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
-			buf_printf(o, ",result=\"ok\"} %llu\n",
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name,
+				       "result=\"ok\"");
+			buf_printf(o, " %llu\n",
 				   (unsigned long long)bi.checks_ok);
 			buf_appends(o, "storekeep_health_checks_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name);
-			buf_printf(o, ",result=\"fail\"} %llu\n",
+			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name,
+				       "result=\"fail\"");
+			buf_printf(o, " %llu\n",
 				   (unsigned long long)bi.checks_failed);
 		}
 	}

@@ -1,0 +1,1983 @@
+/*
+ * config.c - the YAML configuration loader and its schema (see config.h).
+ *
+ * Every setting is one row of a schema table: key, type, bounds, default as
+ * it would be written in the file, whether a reload may change it, and one
+ * line of documentation. A section (one YAML map) is a table of such rows;
+ * a row of type map or list-of-maps points at the section of its children.
+ * Three generic walkers use the tables and nothing else:
+ *
+ *   - the loader pulls libyaml events and matches them against the tables:
+ *     it applies the defaults, parses and bounds-checks each scalar,
+ *     recurses into maps and lists, and when a map is complete runs its
+ *     section's cross-field check (health timeout < interval, unique names,
+ *     the admin address and token file);
+ *   - the destructor frees every string, address and list the tables name,
+ *     so a half-built snapshot on an error path is freed like a whole one;
+ *   - the reference writer prints docs/config.md.
+ *
+ * What it deliberately does not do: YAML anchors, aliases, tags or more
+ * than one document per file (each is an error, not a feature to half
+ * support), repair of bad input, or any I/O besides reading the file, the
+ * admin token file and resolving addresses. The first error ends the load;
+ * it is one line "file:line: key.path: message".
+ *
+ * Invariants: an object under construction is always freeable (zeroed,
+ * then filled; a list's count grows only after its new element is zeroed);
+ * every default in the tables parses and lies within its bounds (asserted
+ * each time it is applied, so any test run catches a bad table).
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "core/log.h"
+
+/* A configuration file larger than this is a mistake, not a config. */
+#define CONFIG_FILE_MAX (4u << 20)
+/* Admin token: at least this many visible characters, at most TOKEN_MAX. */
+#define TOKEN_MIN 16
+#define TOKEN_MAX 1024
+/* Most keys in one section (the duplicate-key check uses a bit per key). */
+#define SECTION_MAX_FIELDS 16
+
+#define MS_SECOND 1000ull
+#define MS_MINUTE (60 * MS_SECOND)
+#define MS_HOUR (60 * MS_MINUTE)
+#define MS_DAY (24 * MS_HOUR)
+#define KIB 1024ull
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+#define TIB (1024 * GIB)
+
+/* ------------------------------------------------------------------ */
+/* Schema                                                              */
+/* ------------------------------------------------------------------ */
+
+enum ftype {
+	T_INT,	    /* unsigned decimal into uint32_t or uint64_t */
+	T_BOOL,	    /* true/false, yes/no, on/off into int */
+	T_DURATION, /* "500ms", "2s", "1m", "1h", "1d" into uint32_t ms */
+	T_SIZE,	    /* "512", "16k", "16KiB", "10m" into uint32_t/uint64_t */
+	T_ENUM,	    /* one of names[], its index into int */
+	T_NAME,	    /* char *: [A-Za-z0-9_.-], length min..max */
+	T_URLPATH,  /* char *: "/...", visible ASCII only, length min..max */
+	T_FILE,	    /* char *: relative to the config file's directory */
+	T_ADDR,	    /* struct cfg_addr, resolved at load */
+	T_MAP,	    /* embedded struct described by sub */
+	T_LIST,	    /* array of structs described by sub, count at aux */
+};
+
+#define F_RELOAD 0x1   /* a reload may change it */
+#define F_REQUIRED 0x2 /* no default: the file must say it */
+#define F_OPTIONAL 0x4 /* T_MAP: absent means off; int at sub-struct + aux */
+
+struct loader;
+struct mapinfo;
+
+struct field {
+	const char *name;
+	enum ftype type;
+	unsigned flags;
+	size_t off;	    /* of the member in the enclosing struct */
+	size_t size;	    /* sizeof that member */
+	uint64_t min, max;  /* values; string lengths; list entries */
+	const char *def;    /* default as written in a file, or NULL */
+	const char *doc;    /* one line for the reference */
+	const struct section *sub;  /* T_MAP, T_LIST */
+	const char *const *names;   /* T_ENUM, NULL-terminated */
+	size_t aux;	    /* T_LIST: count offset; T_MAP+F_OPTIONAL: flag */
+};
+
+/* Runs once a map is complete; returns 0 or -1 after calling fail(). */
+typedef int (*section_check_fn)(struct loader *l, void *obj,
+				const struct mapinfo *mi);
+
+struct section {
+	const char *doc;	  /* a sentence or two for the reference */
+	const char *noun;	  /* list entries: "pool" -> "at most 1 pool" */
+	const struct field *fields;
+	size_t nfields;
+	size_t size;		  /* sizeof one element, for lists */
+	size_t line_off;	  /* int that gets the map's line, or NO_LINE */
+	section_check_fn check;
+};
+
+#define NO_LINE ((size_t)-1)
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+/* The three things every row says about its member. */
+#define AT(key, st, member)                                                   \
+	.name = key, .off = offsetof(st, member),                              \
+	.size = sizeof(((st *)0)->member)
+
+static const struct section root_section;
+
+/* Filled in by the loader for one map; the cross-field checks use it to
+ * point their errors at the right line. */
+struct mapinfo {
+	const struct section *sec;
+	int line;			  /* of the map itself */
+	int lines[SECTION_MAX_FIELDS];	  /* of each key written, else 0 */
+};
+
+static int check_root(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_admin(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_pool(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_health(struct loader *l, void *obj,
+			const struct mapinfo *mi);
+
+static const char *const log_level_names[] = {"error", "warn", "info",
+					      "debug", NULL};
+_Static_assert(LOG_ERROR == 0 && LOG_WARN == 1 && LOG_INFO == 2 &&
+		       LOG_DEBUG == 3,
+	       "log_level_names[] is indexed by enum log_level");
+
+static const struct field log_fields[] = {
+	{AT("level", struct cfg_log, level), .type = T_ENUM,
+	 .names = log_level_names, .def = "info", .flags = F_RELOAD,
+	 .doc = "least severe level that is written"},
+	{AT("file", struct cfg_log, file), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "file the log is appended to; absent: standard error"},
+};
+
+static const struct section log_section = {
+	.doc = "Where the daemon logs (logfmt, one line per event) and how much.",
+	.fields = log_fields,
+	.nfields = NFIELDS(log_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field admin_fields[] = {
+	{AT("listen", struct cfg_admin, listen), .type = T_ADDR,
+	 .def = "127.0.0.1:9901",
+	 .doc = "address of the admin API; must be a loopback address "
+		"(127.0.0.0/8 or ::1)"},
+	{AT("token_file", struct cfg_admin, token_file), .type = T_FILE,
+	 .min = 1, .max = PATH_MAX - 1, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "file holding the API token (at least 16 visible characters); "
+		"must not be readable or writable by group or others"},
+};
+
+static const struct section admin_section = {
+	.doc = "The admin API. Without this map there is no admin listener.",
+	.fields = admin_fields,
+	.nfields = NFIELDS(admin_fields),
+	.line_off = NO_LINE,
+	.check = check_admin,
+};
+
+static const struct field limits_fields[] = {
+	{AT("header_bytes", struct cfg_limits, header_bytes), .type = T_SIZE,
+	 .min = KIB, .max = MIB, .def = "16k", .flags = F_RELOAD,
+	 .doc = "largest request head (request line and headers); larger "
+		"gets 431"},
+	{AT("headers", struct cfg_limits, headers), .type = T_INT, .min = 8,
+	 .max = 1000, .def = "100", .flags = F_RELOAD,
+	 .doc = "most header fields in one request; more gets 431"},
+	{AT("target_bytes", struct cfg_limits, target_bytes), .type = T_SIZE,
+	 .min = 256, .max = 64 * KIB, .def = "8k", .flags = F_RELOAD,
+	 .doc = "longest request target (path and query); longer gets 414"},
+	{AT("body_bytes", struct cfg_limits, body_bytes), .type = T_SIZE,
+	 .min = 0, .max = TIB, .def = "64m", .flags = F_RELOAD,
+	 .doc = "largest request body; larger gets 413; 0 refuses every "
+		"request that has a body"},
+	{AT("client_conns", struct cfg_limits, client_conns), .type = T_INT,
+	 .min = 1, .max = 1000000, .def = "10000", .flags = F_RELOAD,
+	 .doc = "most open client connections per worker thread"},
+};
+
+static const struct section limits_section = {
+	.doc = "Hard limits on what one client may send.",
+	.fields = limits_fields,
+	.nfields = NFIELDS(limits_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field timeouts_fields[] = {
+	{AT("client_header", struct cfg_timeouts, client_header_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "10s",
+	 .flags = F_RELOAD,
+	 .doc = "time a client has to send a whole request head (slowloris)"},
+	{AT("client_body", struct cfg_timeouts, client_body_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
+	 .flags = F_RELOAD,
+	 .doc = "longest idle gap while a request body is read"},
+	{AT("keepalive", struct cfg_timeouts, keepalive_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "60s",
+	 .flags = F_RELOAD,
+	 .doc = "how long an idle client connection is kept between requests"},
+	{AT("connect", struct cfg_timeouts, connect_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_DAY, .def = "3s", .flags = F_RELOAD,
+	 .doc = "time to open a connection to a backend"},
+	{AT("backend_response", struct cfg_timeouts, backend_response_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
+	 .flags = F_RELOAD,
+	 .doc = "time to the first byte of a backend response, and longest "
+		"idle gap after it"},
+	{AT("shutdown_grace", struct cfg_timeouts, shutdown_grace_ms),
+	 .type = T_DURATION, .min = 0, .max = MS_HOUR, .def = "10s",
+	 .flags = F_RELOAD,
+	 .doc = "how long requests in flight may run on at shutdown; 0s "
+		"closes them at once"},
+};
+
+static const struct section timeouts_section = {
+	.doc = "Every wait has a limit.",
+	.fields = timeouts_fields,
+	.nfields = NFIELDS(timeouts_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field health_fields[] = {
+	{AT("enabled", struct cfg_health, enabled), .type = T_BOOL,
+	 .def = "true", .flags = F_RELOAD,
+	 .doc = "whether backends are checked actively"},
+	{AT("path", struct cfg_health, path), .type = T_URLPATH, .min = 1,
+	 .max = 1024, .def = "/healthz", .flags = F_RELOAD,
+	 .doc = "request target of the check, starting with `/`"},
+	{AT("interval", struct cfg_health, interval_ms), .type = T_DURATION,
+	 .min = 10, .max = MS_HOUR, .def = "2s", .flags = F_RELOAD,
+	 .doc = "time between two checks of one backend"},
+	{AT("timeout", struct cfg_health, timeout_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_HOUR, .def = "1s", .flags = F_RELOAD,
+	 .doc = "time one check may take; must be shorter than interval"},
+	{AT("rise", struct cfg_health, rise), .type = T_INT, .min = 1,
+	 .max = 100, .def = "2", .flags = F_RELOAD,
+	 .doc = "consecutive successes that mark a down backend up"},
+	{AT("fall", struct cfg_health, fall), .type = T_INT, .min = 1,
+	 .max = 100, .def = "3", .flags = F_RELOAD,
+	 .doc = "consecutive failures that mark an up backend down"},
+};
+
+static const struct section health_section = {
+	.doc = "Active health checks of the backends of one pool.",
+	.fields = health_fields,
+	.nfields = NFIELDS(health_fields),
+	.line_off = NO_LINE,
+	.check = check_health,
+};
+
+static const struct field backend_fields[] = {
+	{AT("name", struct cfg_backend, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "backend name, unique in its pool"},
+	{AT("address", struct cfg_backend, addr), .type = T_ADDR,
+	 .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "where the backend listens; a host name is resolved when the "
+		"file is loaded"},
+	{AT("weight", struct cfg_backend, weight), .type = T_INT, .min = 1,
+	 .max = 1000, .def = "1", .flags = F_RELOAD,
+	 .doc = "share of the pool's traffic, relative to the other backends"},
+};
+
+static const struct section backend_section = {
+	.doc = "The servers of one pool.",
+	.noun = "backend",
+	.fields = backend_fields,
+	.nfields = NFIELDS(backend_fields),
+	.size = sizeof(struct cfg_backend),
+	.line_off = offsetof(struct cfg_backend, line),
+};
+
+static const struct field pool_fields[] = {
+	{AT("name", struct cfg_pool, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "pool name, unique; used in logs, metrics and the admin API"},
+	{AT("keepalive_idle", struct cfg_pool, keepalive_idle), .type = T_INT,
+	 .min = 0, .max = 10000, .def = "32", .flags = F_RELOAD,
+	 .doc = "idle connections kept per backend and worker; 0 closes each "
+		"after its response"},
+	{AT("keepalive_timeout", struct cfg_pool, keepalive_timeout_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
+	 .flags = F_RELOAD,
+	 .doc = "how long an idle backend connection is kept"},
+	{AT("health", struct cfg_pool, health), .type = T_MAP,
+	 .sub = &health_section, .doc = "active health checks"},
+	{AT("backends", struct cfg_pool, backends), .type = T_LIST, .min = 1,
+	 .max = 1000, .aux = offsetof(struct cfg_pool, nbackends),
+	 .sub = &backend_section, .flags = F_REQUIRED,
+	 .doc = "the servers that share the pool's traffic"},
+};
+
+static const struct section pool_section = {
+	.doc = "A pool is a set of interchangeable backends.",
+	.noun = "pool",
+	.fields = pool_fields,
+	.nfields = NFIELDS(pool_fields),
+	.size = sizeof(struct cfg_pool),
+	.line_off = offsetof(struct cfg_pool, line),
+	.check = check_pool,
+};
+
+static const struct field root_fields[] = {
+	{AT("workers", struct config, workers), .type = T_INT, .min = 0,
+	 .max = 256, .def = "0",
+	 .doc = "worker threads, each with its own event loop and listeners; "
+		"0 is one per CPU core"},
+	{AT("listen", struct config, listen), .type = T_ADDR,
+	 .def = "127.0.0.1:8080",
+	 .doc = "address of the edge listener that clients connect to"},
+	{AT("log", struct config, log), .type = T_MAP, .sub = &log_section,
+	 .doc = "logging"},
+	{AT("admin", struct config, admin), .type = T_MAP,
+	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_admin, enabled),
+	 .sub = &admin_section, .doc = "the admin API; absent: none"},
+	{AT("limits", struct config, limits), .type = T_MAP,
+	 .sub = &limits_section, .doc = "request size and connection limits"},
+	{AT("timeouts", struct config, timeouts), .type = T_MAP,
+	 .sub = &timeouts_section, .doc = "client and backend timeouts"},
+	{AT("pools", struct config, pools), .type = T_LIST, .min = 1, .max = 1,
+	 .aux = offsetof(struct config, npools), .sub = &pool_section,
+	 .flags = F_REQUIRED,
+	 .doc = "backend pools; exactly one in this version"},
+};
+
+static const struct section root_section = {
+	.doc = "Keys at the top of the file.",
+	.fields = root_fields,
+	.nfields = NFIELDS(root_fields),
+	.line_off = NO_LINE,
+	.check = check_root,
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Config objects are small and their sizes bounded by the schema, so an
+ * allocation failure here is not something to recover from. */
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	SK_ASSERT(p != NULL);
+	return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	SK_ASSERT(p != NULL);
+	return p;
+}
+
+/* List members are typed struct pointers; move them as bytes. */
+static void *get_ptr(const void *slot)
+{
+	void *p;
+
+	memcpy(&p, slot, sizeof p);
+	return p;
+}
+
+static void set_ptr(void *slot, void *p)
+{
+	memcpy(slot, &p, sizeof p);
+}
+
+static void store_uint(void *dst, size_t size, uint64_t v)
+{
+	if (size == sizeof(uint64_t)) {
+		uint64_t u = v;
+		memcpy(dst, &u, sizeof u);
+	} else {
+		uint32_t u = (uint32_t)v;
+		SK_ASSERT(size == sizeof(uint32_t) && v <= UINT32_MAX);
+		memcpy(dst, &u, sizeof u);
+	}
+}
+
+static void store_int(void *dst, size_t size, int v)
+{
+	SK_ASSERT(size == sizeof(int));
+	memcpy(dst, &v, sizeof v);
+}
+
+static void store_str(void *dst, char *s)
+{
+	free(get_ptr(dst));
+	set_ptr(dst, s);
+}
+
+/* Formats a size with the largest unit that divides it: 16384 -> "16k". */
+static const char *fmt_size(uint64_t v, char *out, size_t outlen)
+{
+	if (v != 0 && v % TIB == 0)
+		snprintf(out, outlen, "%llut", (unsigned long long)(v / TIB));
+	else if (v != 0 && v % GIB == 0)
+		snprintf(out, outlen, "%llug", (unsigned long long)(v / GIB));
+	else if (v != 0 && v % MIB == 0)
+		snprintf(out, outlen, "%llum", (unsigned long long)(v / MIB));
+	else if (v != 0 && v % KIB == 0)
+		snprintf(out, outlen, "%lluk", (unsigned long long)(v / KIB));
+	else
+		snprintf(out, outlen, "%llu", (unsigned long long)v);
+	return out;
+}
+
+/* Same for milliseconds: 120000 -> "2m", 1500 -> "1500ms", 0 -> "0s". */
+static const char *fmt_duration(uint64_t ms, char *out, size_t outlen)
+{
+	if (ms == 0)
+		snprintf(out, outlen, "0s");
+	else if (ms % MS_DAY == 0)
+		snprintf(out, outlen, "%llud", (unsigned long long)(ms / MS_DAY));
+	else if (ms % MS_HOUR == 0)
+		snprintf(out, outlen, "%lluh", (unsigned long long)(ms / MS_HOUR));
+	else if (ms % MS_MINUTE == 0)
+		snprintf(out, outlen, "%llum",
+			 (unsigned long long)(ms / MS_MINUTE));
+	else if (ms % MS_SECOND == 0)
+		snprintf(out, outlen, "%llus",
+			 (unsigned long long)(ms / MS_SECOND));
+	else
+		snprintf(out, outlen, "%llums", (unsigned long long)ms);
+	return out;
+}
+
+/*
+ * Quotes an untrusted value for a message: at most 48 bytes of it, with
+ * quotes and backslashes escaped and anything outside visible ASCII as
+ * \xHH, so one bad byte cannot break the one-line error format.
+ */
+static const char *quote(const char *s, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0, shown = len > 48 ? 48 : len;
+
+	SK_ASSERT(outlen >= 4 * 48 + 8);
+	out[o++] = '"';
+	for (i = 0; i < shown; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20 || c > 0x7e) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o++] = '"';
+	if (shown < len) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+#define QUOTE_MAX (4 * 48 + 8)
+
+/* ------------------------------------------------------------------ */
+/* Scalar conversion                                                   */
+/* ------------------------------------------------------------------ */
+
+enum conv {
+	CONV_OK,
+	CONV_SYNTAX, /* not of the type: "expected a duration such as ..." */
+	CONV_RANGE,  /* of the type, out of bounds: "expected ... from to" */
+	CONV_WHY,    /* something else went wrong; why says what */
+};
+
+/* Leading decimal digits of s; CONV_RANGE on overflow. *used is set to
+ * the count consumed, 0 meaning there were none. */
+static enum conv parse_digits(const char *s, size_t len, uint64_t *v,
+			      size_t *used)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (n > (UINT64_MAX - d) / 10)
+			return CONV_RANGE;
+		n = n * 10 + d;
+	}
+	*v = n;
+	*used = i;
+	return i > 0 ? CONV_OK : CONV_SYNTAX;
+}
+
+static enum conv parse_uint(const char *s, size_t len, uint64_t *v)
+{
+	size_t used;
+	enum conv rc = parse_digits(s, len, v, &used);
+
+	if (rc != CONV_OK)
+		return rc;
+	return used == len ? CONV_OK : CONV_SYNTAX;
+}
+
+/* "16k" and "16KiB" are both 16384; "16kb" is refused rather than guessed
+ * to be 16000 or 16384. */
+static enum conv parse_size(const char *s, size_t len, uint64_t *v)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {
+		{"", 1},      {"k", KIB}, {"kib", KIB}, {"m", MIB}, {"mib", MIB},
+		{"g", GIB},   {"gib", GIB}, {"t", TIB}, {"tib", TIB},
+	};
+	size_t used, i, ulen;
+	uint64_t n;
+	enum conv rc = parse_digits(s, len, &n, &used);
+
+	if (rc != CONV_OK)
+		return rc;
+	ulen = len - used;
+	for (i = 0; i < NFIELDS(units); i++) {
+		if (strlen(units[i].unit) != ulen ||
+		    strncasecmp(s + used, units[i].unit, ulen) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].mult)
+			return CONV_RANGE;
+		*v = n * units[i].mult;
+		return CONV_OK;
+	}
+	return CONV_SYNTAX;
+}
+
+/* A duration always has a unit: a bare "30" is refused, since whether it
+ * meant seconds or milliseconds is exactly the mistake to catch. */
+static enum conv parse_duration(const char *s, size_t len, uint64_t *v)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mult;
+	} units[] = {
+		{"ms", 1},	   {"s", MS_SECOND}, {"m", MS_MINUTE},
+		{"h", MS_HOUR}, {"d", MS_DAY},
+	};
+	size_t used, i, ulen;
+	uint64_t n;
+	enum conv rc = parse_digits(s, len, &n, &used);
+
+	if (rc != CONV_OK)
+		return rc;
+	ulen = len - used;
+	for (i = 0; i < NFIELDS(units); i++) {
+		if (strlen(units[i].unit) != ulen ||
+		    memcmp(s + used, units[i].unit, ulen) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].mult)
+			return CONV_RANGE;
+		*v = n * units[i].mult;
+		return CONV_OK;
+	}
+	return CONV_SYNTAX;
+}
+
+static enum conv parse_bool(const char *s, size_t len, int *v)
+{
+	static const char *const yes[] = {"true", "yes", "on"};
+	static const char *const no[] = {"false", "no", "off"};
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if (strlen(yes[i]) == len && strncasecmp(s, yes[i], len) == 0) {
+			*v = 1;
+			return CONV_OK;
+		}
+		if (strlen(no[i]) == len && strncasecmp(s, no[i], len) == 0) {
+			*v = 0;
+			return CONV_OK;
+		}
+	}
+	return CONV_SYNTAX;
+}
+
+static bool is_name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+static bool is_visible(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+static bool is_host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+/*
+ * "ip:port", "[v6]:port" or "host:port". Numeric hosts are taken as they
+ * are; a name goes through getaddrinfo() and its first answer is kept, so
+ * a name that does not resolve fails the load instead of the first
+ * request. An IPv6 address must be bracketed: "::1:80" is ambiguous.
+ */
+static enum conv parse_addr(const char *s, size_t len, struct cfg_addr *out,
+			    char *why, size_t whylen)
+{
+	struct addrinfo hints, *res = NULL;
+	const char *host, *colon;
+	char hbuf[256], pbuf[8];
+	size_t hlen, plen, i;
+	uint64_t port;
+	bool v6 = false;
+	int rc;
+
+	if (len > 0 && s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL || rb + 1 == s + len || rb[1] != ':')
+			return CONV_SYNTAX;
+		host = s + 1;
+		hlen = (size_t)(rb - host);
+		colon = rb + 1;
+		v6 = true;
+	} else {
+		colon = memrchr(s, ':', len);
+		if (colon == NULL)
+			return CONV_SYNTAX;
+		host = s;
+		hlen = (size_t)(colon - s);
+		if (memchr(host, ':', hlen) != NULL)
+			return CONV_SYNTAX;
+		for (i = 0; i < hlen; i++)
+			if (!is_host_char((unsigned char)host[i]))
+				return CONV_SYNTAX;
+	}
+	plen = len - (size_t)(colon + 1 - s);
+	if (hlen == 0 || hlen >= sizeof hbuf || plen == 0 || plen > 5 ||
+	    parse_uint(colon + 1, plen, &port) != CONV_OK || port == 0 ||
+	    port > 65535)
+		return CONV_SYNTAX;
+	memcpy(hbuf, host, hlen);
+	hbuf[hlen] = '\0';
+	snprintf(pbuf, sizeof pbuf, "%u", (unsigned)port);
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+	rc = getaddrinfo(hbuf, pbuf, &hints, &res);
+	if (rc != 0 && v6)
+		return CONV_SYNTAX;
+	if (rc != 0) {
+		hints.ai_flags = AI_NUMERICSERV;
+		rc = getaddrinfo(hbuf, pbuf, &hints, &res);
+	}
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot resolve \"%s\": %s", hbuf,
+			 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return CONV_WHY;
+	}
+	SK_ASSERT(res->ai_addrlen <= sizeof out->sa);
+	free(out->text);
+	memset(out, 0, sizeof *out);
+	memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
+	out->salen = res->ai_addrlen;
+	out->text = xstrndup(s, len);
+	freeaddrinfo(res);
+	return CONV_OK;
+}
+
+/*
+ * Converts the text s (len bytes, no NUL inside) for f and stores it at
+ * dst, replacing (and freeing) what was there. dir, when not NULL, is the
+ * base of relative T_FILE paths. On CONV_WHY, why holds the message.
+ */
+static enum conv convert(const struct field *f, const char *s, size_t len,
+			 void *dst, const char *dir, char *why, size_t whylen)
+{
+	enum conv rc;
+	uint64_t v = 0;
+	size_t i;
+	int b;
+
+	switch (f->type) {
+	case T_INT:
+		rc = parse_uint(s, len, &v);
+		goto bounded;
+	case T_SIZE:
+		rc = parse_size(s, len, &v);
+		goto bounded;
+	case T_DURATION:
+		rc = parse_duration(s, len, &v);
+	bounded:
+		if (rc != CONV_OK)
+			return rc;
+		if (v < f->min || v > f->max)
+			return CONV_RANGE;
+		store_uint(dst, f->size, v);
+		return CONV_OK;
+	case T_BOOL:
+		if (parse_bool(s, len, &b) != CONV_OK)
+			return CONV_SYNTAX;
+		store_int(dst, f->size, b);
+		return CONV_OK;
+	case T_ENUM:
+		for (i = 0; f->names[i] != NULL; i++) {
+			if (strlen(f->names[i]) == len &&
+			    memcmp(f->names[i], s, len) == 0) {
+				store_int(dst, f->size, (int)i);
+				return CONV_OK;
+			}
+		}
+		return CONV_SYNTAX;
+	case T_NAME:
+		if (len < f->min || len > f->max)
+			return CONV_SYNTAX;
+		for (i = 0; i < len; i++)
+			if (!is_name_char((unsigned char)s[i]))
+				return CONV_SYNTAX;
+		store_str(dst, xstrndup(s, len));
+		return CONV_OK;
+	case T_URLPATH:
+		if (len < f->min || len > f->max || s[0] != '/')
+			return CONV_SYNTAX;
+		for (i = 0; i < len; i++)
+			if (!is_visible((unsigned char)s[i]))
+				return CONV_SYNTAX;
+		store_str(dst, xstrndup(s, len));
+		return CONV_OK;
+	case T_FILE: {
+		char *p;
+		size_t dlen;
+
+		if (len < f->min || len > f->max)
+			return CONV_SYNTAX;
+		if (s[0] == '/' || dir == NULL) {
+			store_str(dst, xstrndup(s, len));
+			return CONV_OK;
+		}
+		dlen = strlen(dir);
+		p = xrealloc(NULL, dlen + 1 + len + 1);
+		memcpy(p, dir, dlen);
+		p[dlen] = '/';
+		memcpy(p + dlen + 1, s, len);
+		p[dlen + 1 + len] = '\0';
+		store_str(dst, p);
+		return CONV_OK;
+	}
+	case T_ADDR:
+		return parse_addr(s, len, dst, why, whylen);
+	case T_MAP:
+	case T_LIST:
+		break;
+	}
+	SK_ASSERT(!"convert() called on a map or a list");
+	return CONV_SYNTAX;
+}
+
+/*
+ * What f accepts, as the object of "expected ...". range selects the
+ * bounds wording for types whose syntax and bounds are worth telling
+ * apart ("a duration such as 2s" versus "a duration from 1ms to 1d").
+ */
+static const char *expectation(const struct field *f, bool range, char *out,
+			       size_t outlen)
+{
+	char lo[32], hi[32];
+	size_t i, o;
+
+	switch (f->type) {
+	case T_INT:
+		snprintf(out, outlen, "an integer from %llu to %llu",
+			 (unsigned long long)f->min,
+			 (unsigned long long)f->max);
+		break;
+	case T_SIZE:
+		if (range)
+			snprintf(out, outlen, "a size from %s to %s",
+				 fmt_size(f->min, lo, sizeof lo),
+				 fmt_size(f->max, hi, sizeof hi));
+		else
+			snprintf(out, outlen, "a size such as 512, 16k or 10m");
+		break;
+	case T_DURATION:
+		if (range)
+			snprintf(out, outlen, "a duration from %s to %s",
+				 fmt_duration(f->min, lo, sizeof lo),
+				 fmt_duration(f->max, hi, sizeof hi));
+		else
+			snprintf(out, outlen,
+				 "a duration such as 500ms, 2s or 1m");
+		break;
+	case T_BOOL:
+		snprintf(out, outlen, "true or false");
+		break;
+	case T_ENUM:
+		o = (size_t)snprintf(out, outlen, "one of");
+		for (i = 0; f->names[i] != NULL && o < outlen; i++)
+			o += (size_t)snprintf(out + o, outlen - o, "%s %s",
+					      i ? "," : "", f->names[i]);
+		break;
+	case T_NAME:
+		snprintf(out, outlen,
+			 "a name of %llu to %llu characters from A-Z a-z 0-9 "
+			 "_ . -",
+			 (unsigned long long)f->min,
+			 (unsigned long long)f->max);
+		break;
+	case T_URLPATH:
+		snprintf(out, outlen,
+			 "a path starting with / without spaces or control "
+			 "characters");
+		break;
+	case T_FILE:
+		snprintf(out, outlen, "a file path");
+		break;
+	case T_ADDR:
+		snprintf(out, outlen,
+			 "an address such as 127.0.0.1:8080, [::1]:8080 or "
+			 "host:8080");
+		break;
+	case T_MAP:
+		snprintf(out, outlen, "a map");
+		break;
+	case T_LIST:
+		snprintf(out, outlen, "a list of maps");
+		break;
+	}
+	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Objects: defaults and destruction                                   */
+/* ------------------------------------------------------------------ */
+
+/* Applies every default of sec to the zeroed obj, recursing into maps
+ * that are always there. Optional maps and list entries get theirs when
+ * they appear in the file. */
+static void init_obj(const struct section *sec, void *obj)
+{
+	char why[256];
+	enum conv rc;
+	size_t i;
+
+	SK_ASSERT(sec->nfields <= SECTION_MAX_FIELDS);
+	for (i = 0; i < sec->nfields; i++) {
+		const struct field *f = &sec->fields[i];
+		void *dst = (char *)obj + f->off;
+
+		if (f->type == T_MAP && !(f->flags & F_OPTIONAL))
+			init_obj(f->sub, dst);
+		if (f->type == T_MAP || f->type == T_LIST || f->def == NULL)
+			continue;
+		rc = convert(f, f->def, strlen(f->def), dst, NULL, why,
+			     sizeof why);
+		SK_ASSERT(rc == CONV_OK);
+	}
+}
+
+/* Frees what obj owns according to sec; obj itself stays. */
+static void free_obj(const struct section *sec, void *obj)
+{
+	size_t i, j, n;
+
+	for (i = 0; i < sec->nfields; i++) {
+		const struct field *f = &sec->fields[i];
+		void *dst = (char *)obj + f->off;
+		struct cfg_addr *a;
+		char *arr;
+
+		switch (f->type) {
+		case T_NAME:
+		case T_URLPATH:
+		case T_FILE:
+			store_str(dst, NULL);
+			break;
+		case T_ADDR:
+			a = dst;
+			free(a->text);
+			a->text = NULL;
+			break;
+		case T_MAP:
+			free_obj(f->sub, dst);
+			break;
+		case T_LIST:
+			arr = get_ptr(dst);
+			memcpy(&n, (char *)obj + f->aux, sizeof n);
+			for (j = 0; j < n; j++)
+				free_obj(f->sub, arr + j * f->sub->size);
+			free(arr);
+			set_ptr(dst, NULL);
+			n = 0;
+			memcpy((char *)obj + f->aux, &n, sizeof n);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void config_free(struct config *c)
+{
+	free_obj(&root_section, c);
+	free(c->path);
+	c->path = NULL;
+	free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loader                                                              */
+/* ------------------------------------------------------------------ */
+
+struct loader {
+	yaml_parser_t parser;
+	yaml_event_t ev;    /* the current event, valid when have_ev */
+	bool have_ev;
+	const char *input;  /* the YAML text, for reader-error line numbers */
+	size_t inputlen;
+	const char *name;   /* file name in messages */
+	const char *dir;    /* base of relative paths, or NULL */
+	char path[256];	    /* key path of what is being read */
+	size_t pathlen;
+	char *err;
+	size_t errlen;
+};
+
+/* Writes "name:line: path: message" to the caller's buffer; returns -1 so
+ * that callers can "return fail(...)". line 0 leaves the line out. */
+__attribute__((format(printf, 3, 4))) static int
+fail(struct loader *l, int line, const char *fmt, ...)
+{
+	char msg[768], where[32] = "";
+	va_list ap;
+
+	if (l->err == NULL || l->errlen == 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof where, ":%d", line);
+	snprintf(l->err, l->errlen, "%s%s: %s%s%s", l->name, where, l->path,
+		 l->pathlen ? ": " : "", msg);
+	return -1;
+}
+
+static size_t path_push(struct loader *l, const char *name, size_t len)
+{
+	size_t old = l->pathlen;
+	int n;
+
+	n = snprintf(l->path + old, sizeof l->path - old, "%s%.*s",
+		     old ? "." : "", (int)len, name);
+	if (n > 0)
+		l->pathlen += (size_t)n;
+	if (l->pathlen >= sizeof l->path)
+		l->pathlen = sizeof l->path - 1;
+	return old;
+}
+
+static size_t path_push_index(struct loader *l, size_t i)
+{
+	size_t old = l->pathlen;
+	int n;
+
+	n = snprintf(l->path + old, sizeof l->path - old, "[%zu]", i);
+	if (n > 0)
+		l->pathlen += (size_t)n;
+	if (l->pathlen >= sizeof l->path)
+		l->pathlen = sizeof l->path - 1;
+	return old;
+}
+
+static void path_pop(struct loader *l, size_t old)
+{
+	l->pathlen = old;
+	l->path[old] = '\0';
+}
+
+static int ev_line(const struct loader *l)
+{
+	return (int)l->ev.start_mark.line + 1;
+}
+
+static int syntax_error(struct loader *l)
+{
+	const yaml_parser_t *p = &l->parser;
+	const char *problem = p->problem ? p->problem : "cannot parse";
+	size_t old = l->pathlen, i, off;
+	int line;
+
+	/* The path of a syntax error would only mislead: the parser is
+	 * ahead of the walker. */
+	path_pop(l, 0);
+	if (p->error == YAML_READER_ERROR) {
+		/* Reader errors (bad UTF-8, NUL bytes) carry only an offset. */
+		off = p->problem_offset < l->inputlen ? p->problem_offset
+						       : l->inputlen;
+		for (line = 1, i = 0; i < off; i++)
+			line += l->input[i] == '\n';
+		fail(l, line, "invalid YAML: %s (byte %zu)", problem,
+		     p->problem_offset);
+	} else if (p->error == YAML_MEMORY_ERROR) {
+		fail(l, 0, "out of memory while parsing");
+	} else if (p->context != NULL) {
+		fail(l, (int)p->problem_mark.line + 1,
+		     "invalid YAML: %s (%s on line %d)", problem, p->context,
+		     (int)p->context_mark.line + 1);
+	} else {
+		fail(l, (int)p->problem_mark.line + 1, "invalid YAML: %s",
+		     problem);
+	}
+	l->pathlen = old;
+	return -1;
+}
+
+/* Moves to the next event, refusing the YAML features the format does
+ * not use: a config must read the same to a person as to the loader. */
+static int next(struct loader *l)
+{
+	const yaml_char_t *anchor = NULL, *tag = NULL;
+
+	if (l->have_ev) {
+		yaml_event_delete(&l->ev);
+		l->have_ev = false;
+	}
+	if (!yaml_parser_parse(&l->parser, &l->ev))
+		return syntax_error(l);
+	l->have_ev = true;
+	switch (l->ev.type) {
+	case YAML_ALIAS_EVENT:
+		return fail(l, ev_line(l),
+			    "YAML aliases (*%s) are not supported; write the "
+			    "value out",
+			    (const char *)l->ev.data.alias.anchor);
+	case YAML_SCALAR_EVENT:
+		anchor = l->ev.data.scalar.anchor;
+		tag = l->ev.data.scalar.tag;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = l->ev.data.mapping_start.anchor;
+		tag = l->ev.data.mapping_start.tag;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = l->ev.data.sequence_start.anchor;
+		tag = l->ev.data.sequence_start.tag;
+		break;
+	default:
+		break;
+	}
+	if (anchor != NULL)
+		return fail(l, ev_line(l),
+			    "YAML anchors (&%s) are not supported",
+			    (const char *)anchor);
+	if (tag != NULL)
+		return fail(l, ev_line(l), "YAML tags (%s) are not supported",
+			    (const char *)tag);
+	return 0;
+}
+
+/* "", "~" and "null" written plainly are YAML's null: "key:" with nothing
+ * after it. A quoted "" is a string, and fails like any other bad text. */
+static bool is_null(const yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	return len == 0 || (len == 1 && v[0] == '~') ||
+	       (len == 4 && strncasecmp(v, "null", 4) == 0);
+}
+
+/* The current event is not what f wants: say what it is instead. */
+static int mismatch(struct loader *l, const struct field *f)
+{
+	char exp[256], got[QUOTE_MAX];
+	const char *what = got;
+
+	expectation(f, false, exp, sizeof exp);
+	if (l->ev.type == YAML_MAPPING_START_EVENT)
+		what = "a map";
+	else if (l->ev.type == YAML_SEQUENCE_START_EVENT)
+		what = "a list";
+	else if (l->ev.type == YAML_SCALAR_EVENT && is_null(&l->ev))
+		what = "nothing";
+	else if (l->ev.type == YAML_SCALAR_EVENT)
+		quote((const char *)l->ev.data.scalar.value,
+		      l->ev.data.scalar.length, got, sizeof got);
+	else
+		what = "something else";
+	return fail(l, ev_line(l), "expected %s, got %s", exp, what);
+}
+
+static int set_scalar(struct loader *l, const struct field *f, void *dst)
+{
+	const char *v = (const char *)l->ev.data.scalar.value;
+	size_t len = l->ev.data.scalar.length;
+	char exp[256], got[QUOTE_MAX], why[512];
+	enum conv rc;
+
+	if (is_null(&l->ev) || memchr(v, '\0', len) != NULL)
+		return mismatch(l, f);
+	rc = convert(f, v, len, dst, l->dir, why, sizeof why);
+	switch (rc) {
+	case CONV_OK:
+		return 0;
+	case CONV_WHY:
+		return fail(l, ev_line(l), "%s", why);
+	case CONV_SYNTAX:
+	case CONV_RANGE:
+		break;
+	}
+	return fail(l, ev_line(l), "expected %s, got %s",
+		    expectation(f, rc == CONV_RANGE, exp, sizeof exp),
+		    quote(v, len, got, sizeof got));
+}
+
+static int walk_map(struct loader *l, const struct section *sec, void *obj);
+
+static int finish_map(struct loader *l, const struct section *sec, void *obj,
+		      const struct mapinfo *mi);
+
+/* The current event starts f's list; its entries are maps of f->sub. */
+static int walk_list(struct loader *l, const struct field *f, void *obj)
+{
+	const struct section *sub = f->sub;
+	void *slot = (char *)obj + f->off;
+	size_t n, old;
+	int line = ev_line(l);
+	char *arr;
+
+	if (l->ev.type != YAML_SEQUENCE_START_EVENT)
+		return mismatch(l, f);
+	for (;;) {
+		if (next(l) < 0)
+			return -1;
+		if (l->ev.type == YAML_SEQUENCE_END_EVENT)
+			break;
+		memcpy(&n, (char *)obj + f->aux, sizeof n);
+		if (n == f->max)
+			return fail(l, ev_line(l), "expected at most %llu %s%s",
+				    (unsigned long long)f->max, sub->noun,
+				    f->max == 1 ? "" : "s");
+		old = path_push_index(l, n);
+		if (l->ev.type != YAML_MAPPING_START_EVENT) {
+			static const struct field entry = {.type = T_MAP};
+
+			return mismatch(l, &entry);
+		}
+		/* Zero and default the new entry before it is counted, so
+		 * an error inside it leaves a list free_obj() can walk. */
+		arr = xrealloc(get_ptr(slot), (n + 1) * sub->size);
+		set_ptr(slot, arr);
+		memset(arr + n * sub->size, 0, sub->size);
+		init_obj(sub, arr + n * sub->size);
+		n++;
+		memcpy((char *)obj + f->aux, &n, sizeof n);
+		if (walk_map(l, sub, arr + (n - 1) * sub->size) < 0)
+			return -1;
+		path_pop(l, old);
+	}
+	memcpy(&n, (char *)obj + f->aux, sizeof n);
+	if (n < f->min)
+		return fail(l, line, "expected at least %llu %s%s, got none",
+			    (unsigned long long)f->min, sub->noun,
+			    f->min == 1 ? "" : "s");
+	return 0;
+}
+
+/* The current event is f's value, which goes into obj. */
+static int walk_value(struct loader *l, const struct field *f, void *obj)
+{
+	void *dst = (char *)obj + f->off;
+
+	switch (f->type) {
+	case T_MAP:
+		if (l->ev.type != YAML_MAPPING_START_EVENT)
+			return mismatch(l, f);
+		if (f->flags & F_OPTIONAL) {
+			init_obj(f->sub, dst);
+			store_int((char *)dst + f->aux, sizeof(int), 1);
+		}
+		return walk_map(l, f->sub, dst);
+	case T_LIST:
+		return walk_list(l, f, obj);
+	default:
+		if (l->ev.type != YAML_SCALAR_EVENT)
+			return mismatch(l, f);
+		return set_scalar(l, f, dst);
+	}
+}
+
+static const struct field *lookup(const struct section *sec, const char *key,
+				  size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sec->nfields; i++)
+		if (strlen(sec->fields[i].name) == len &&
+		    memcmp(sec->fields[i].name, key, len) == 0)
+			return &sec->fields[i];
+	return NULL;
+}
+
+static int unknown_key(struct loader *l, const struct section *sec,
+		       const char *key, size_t len)
+{
+	char shown[QUOTE_MAX], keys[512];
+	size_t i, o = 0;
+
+	/* An odd key goes into the path quoted, so the line stays one line. */
+	for (i = 0; i < len; i++)
+		if (!is_name_char((unsigned char)key[i]))
+			break;
+	if (i == len && len > 0 && len <= 64)
+		path_push(l, key, len);
+	else
+		path_push(l, shown, strlen(quote(key, len, shown, sizeof shown)));
+	keys[0] = '\0';
+	for (i = 0; i < sec->nfields && o < sizeof keys; i++)
+		o += (size_t)snprintf(keys + o, sizeof keys - o, "%s%s",
+				      i ? ", " : "", sec->fields[i].name);
+	return fail(l, ev_line(l), "unknown key (expected one of: %s)", keys);
+}
+
+/* The current event starts a map described by sec, to be read into obj
+ * (already defaulted). Reads through the matching end event. */
+static int walk_map(struct loader *l, const struct section *sec, void *obj)
+{
+	struct mapinfo mi;
+	const struct field *f;
+	const char *key;
+	size_t len, idx, old;
+
+	memset(&mi, 0, sizeof mi);
+	mi.sec = sec;
+	mi.line = ev_line(l);
+	for (;;) {
+		if (next(l) < 0)
+			return -1;
+		if (l->ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (l->ev.type != YAML_SCALAR_EVENT)
+			return fail(l, ev_line(l),
+				    "expected a key, got a %s",
+				    l->ev.type == YAML_SEQUENCE_START_EVENT
+					    ? "list"
+					    : "map");
+		key = (const char *)l->ev.data.scalar.value;
+		len = l->ev.data.scalar.length;
+		f = lookup(sec, key, len);
+		if (f == NULL)
+			return unknown_key(l, sec, key, len);
+		idx = (size_t)(f - sec->fields);
+		old = path_push(l, f->name, strlen(f->name));
+		if (mi.lines[idx] != 0)
+			return fail(l, ev_line(l),
+				    "duplicate key (first on line %d)",
+				    mi.lines[idx]);
+		mi.lines[idx] = ev_line(l);
+		if (next(l) < 0 || walk_value(l, f, obj) < 0)
+			return -1;
+		path_pop(l, old);
+	}
+	return finish_map(l, sec, obj, &mi);
+}
+
+/* Required keys, the map's line, then the section's own checks. */
+static int finish_map(struct loader *l, const struct section *sec, void *obj,
+		      const struct mapinfo *mi)
+{
+	size_t i, old;
+
+	for (i = 0; i < sec->nfields; i++) {
+		if (!(sec->fields[i].flags & F_REQUIRED) || mi->lines[i] != 0)
+			continue;
+		old = path_push(l, sec->fields[i].name,
+				strlen(sec->fields[i].name));
+		fail(l, mi->line, "required key is missing");
+		path_pop(l, old);
+		return -1;
+	}
+	if (sec->line_off != NO_LINE)
+		store_int((char *)obj + sec->line_off, sizeof(int), mi->line);
+	return sec->check ? sec->check(l, obj, mi) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cross-field checks                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Line of key in the map mi describes, 0 if the file did not write it. */
+static int key_written(const struct mapinfo *mi, const char *key)
+{
+	const struct field *f = lookup(mi->sec, key, strlen(key));
+
+	SK_ASSERT(f != NULL);
+	return mi->lines[f - mi->sec->fields];
+}
+
+/* Same, falling back to the map's own line for a default. */
+static int key_line(const struct mapinfo *mi, const char *key)
+{
+	int line = key_written(mi, key);
+
+	return line ? line : mi->line;
+}
+
+/* Fails at a key of the current map: "path.key: message". */
+__attribute__((format(printf, 4, 5))) static int
+fail_at(struct loader *l, const struct mapinfo *mi, const char *key,
+	const char *fmt, ...)
+{
+	char msg[768];
+	size_t old;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	old = path_push(l, key, strlen(key));
+	fail(l, key_line(mi, key), "%s", msg);
+	path_pop(l, old);
+	return -1;
+}
+
+/*
+ * Names in a list must be unique: they key logs, metrics and the admin
+ * API. arr holds n entries of sec; each has a char *name at name_off and
+ * its line at sec->line_off. Quadratic, which is nothing at 1000 entries.
+ */
+static int unique_names(struct loader *l, const char *list, const char *arr,
+			size_t n, const struct section *sec, size_t name_off)
+{
+	const char *a, *b;
+	size_t i, j, old;
+	int line, first;
+
+	for (i = 1; i < n; i++) {
+		a = get_ptr(arr + i * sec->size + name_off);
+		for (j = 0; j < i; j++) {
+			b = get_ptr(arr + j * sec->size + name_off);
+			if (strcmp(a, b) != 0)
+				continue;
+			memcpy(&line, arr + i * sec->size + sec->line_off,
+			       sizeof line);
+			memcpy(&first, arr + j * sec->size + sec->line_off,
+			       sizeof first);
+			old = path_push(l, list, strlen(list));
+			path_push_index(l, i);
+			path_push(l, "name", 4);
+			fail(l, line, "duplicate %s name \"%s\" (first on line %d)",
+			     sec->noun, a, first);
+			path_pop(l, old);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_root(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct config *c = obj;
+
+	return unique_names(l, "pools", (const char *)c->pools, c->npools,
+			    &pool_section, offsetof(struct cfg_pool, name));
+}
+
+static int check_pool(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_pool *p = obj;
+
+	return unique_names(l, "backends", (const char *)p->backends,
+			    p->nbackends, &backend_section,
+			    offsetof(struct cfg_backend, name));
+}
+
+static int check_health(struct loader *l, void *obj,
+			const struct mapinfo *mi)
+{
+	struct cfg_health *h = obj;
+	char a[32], b[32];
+
+	if (h->timeout_ms < h->interval_ms)
+		return 0;
+	/* Blame the key the file wrote: a default is never the mistake. */
+	if (key_written(mi, "timeout") || !key_written(mi, "interval"))
+		return fail_at(l, mi, "timeout",
+			       "must be shorter than interval (%s), got %s",
+			       fmt_duration(h->interval_ms, a, sizeof a),
+			       fmt_duration(h->timeout_ms, b, sizeof b));
+	return fail_at(l, mi, "interval",
+		       "must be longer than timeout (%s), got %s",
+		       fmt_duration(h->timeout_ms, a, sizeof a),
+		       fmt_duration(h->interval_ms, b, sizeof b));
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	const uint8_t *b;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family != AF_INET6)
+		return false;
+	if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+		return true;
+	b = sin6->sin6_addr.s6_addr;
+	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && b[12] == 127;
+}
+
+/*
+ * The token file must be a regular file that only its owner can read or
+ * write, holding one token of TOKEN_MIN..TOKEN_MAX visible characters and
+ * an optional trailing newline. The token itself is not kept: the admin
+ * module reads it when it starts; this only refuses a config that would
+ * leave the API open or unusable. O_NONBLOCK keeps a FIFO from hanging
+ * the load; fstat() on the open descriptor judges what was opened.
+ */
+static int check_token_file(const char *path, char *why, size_t whylen)
+{
+	char buf[TOKEN_MAX + 3];
+	const char *who;
+	struct stat st;
+	size_t n = 0, i;
+	ssize_t r;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot open %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "cannot stat %s: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & 077) {
+		if (st.st_mode & 044)
+			who = "readable";
+		else if (st.st_mode & 022)
+			who = "writable";
+		else
+			who = "accessible";
+		snprintf(why, whylen,
+			 "%s is %s by others (mode %04o); run chmod 600 %s",
+			 path, who, (unsigned)(st.st_mode & 07777), path);
+		goto fail;
+	}
+	while (n < sizeof buf) {
+		r = read(fd, buf + n, sizeof buf - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, whylen, "cannot read %s: %s", path,
+				 strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n > TOKEN_MAX) {
+		snprintf(why, whylen, "the token in %s is longer than %d "
+			 "characters", path, TOKEN_MAX);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		if (!is_visible((unsigned char)buf[i])) {
+			snprintf(why, whylen, "the token in %s holds a space "
+				 "or a control character (byte %zu)", path, i);
+			goto fail;
+		}
+	}
+	if (n < TOKEN_MIN) {
+		snprintf(why, whylen, "the token in %s is too short (%zu "
+			 "characters, need at least %d)", path, n, TOKEN_MIN);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	explicit_bzero(buf, sizeof buf);
+	close(fd);
+	return rc;
+}
+
+static int check_admin(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_admin *a = obj;
+	char why[PATH_MAX * 2 + 128];
+
+	if (!is_loopback(&a->listen.sa))
+		return fail_at(l, mi, "listen",
+			       "must be a loopback address (127.0.0.0/8 or "
+			       "::1), got \"%s\"",
+			       a->listen.text);
+	if (check_token_file(a->token_file, why, sizeof why) < 0)
+		return fail_at(l, mi, "token_file", "%s", why);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry points                                                        */
+/* ------------------------------------------------------------------ */
+
+/* The whole stream: one document whose top is a map, or nothing. */
+static int walk_stream(struct loader *l, struct config *c)
+{
+	struct mapinfo mi;
+
+	if (next(l) < 0)
+		return -1;
+	SK_ASSERT(l->ev.type == YAML_STREAM_START_EVENT);
+	if (next(l) < 0)
+		return -1;
+	if (l->ev.type == YAML_STREAM_END_EVENT)
+		goto empty;
+	SK_ASSERT(l->ev.type == YAML_DOCUMENT_START_EVENT);
+	if (next(l) < 0)
+		return -1;
+	if (l->ev.type == YAML_MAPPING_START_EVENT) {
+		if (walk_map(l, &root_section, c) < 0)
+			return -1;
+	} else if (l->ev.type == YAML_SCALAR_EVENT && is_null(&l->ev)) {
+		/* "---" alone: a document with nothing in it. */
+		goto empty;
+	} else {
+		return fail(l, ev_line(l),
+			    "expected a map of settings at the top level");
+	}
+	if (next(l) < 0)
+		return -1;
+	SK_ASSERT(l->ev.type == YAML_DOCUMENT_END_EVENT);
+	if (next(l) < 0)
+		return -1;
+	if (l->ev.type != YAML_STREAM_END_EVENT)
+		return fail(l, ev_line(l),
+			    "only one YAML document per file is supported");
+	return 0;
+
+empty:
+	/* Treated as an empty map, so it fails on the first required key. */
+	memset(&mi, 0, sizeof mi);
+	mi.sec = &root_section;
+	mi.line = 1;
+	return finish_map(l, &root_section, c, &mi);
+}
+
+/*
+ * A first pass over the whole text with nothing but the parser, so that a
+ * syntax error is reported as one even when the walker, one event behind
+ * the scanner, would have tripped over its fallout first ("log: level: x"
+ * yields the scalar "level" before libyaml notices the second colon).
+ */
+static int check_syntax(struct loader *l)
+{
+	yaml_event_t ev;
+	bool end = false;
+	int rc = 0;
+
+	if (!yaml_parser_initialize(&l->parser))
+		return fail(l, 0, "out of memory");
+	yaml_parser_set_input_string(&l->parser, (const unsigned char *)l->input,
+				     l->inputlen);
+	while (!end) {
+		if (!yaml_parser_parse(&l->parser, &ev)) {
+			rc = syntax_error(l);
+			break;
+		}
+		end = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&l->parser);
+	return rc;
+}
+
+/* Loads yaml[0..len) under name; dir is the base of relative paths. */
+static int load(const char *yaml, size_t len, const char *name,
+		const char *dir, struct config **out, char *err, size_t errlen)
+{
+	struct loader l;
+	struct config *c;
+
+	memset(&l, 0, sizeof l);
+	l.input = yaml;
+	l.inputlen = len;
+	l.name = name;
+	l.dir = dir;
+	l.err = err;
+	l.errlen = errlen;
+
+	if (check_syntax(&l) < 0)
+		return -1;
+	c = xrealloc(NULL, sizeof *c);
+	memset(c, 0, sizeof *c);
+	c->path = xstrndup(name, strlen(name));
+	init_obj(&root_section, c);
+	if (!yaml_parser_initialize(&l.parser)) {
+		fail(&l, 0, "out of memory");
+		goto fail_config;
+	}
+	yaml_parser_set_input_string(&l.parser, (const unsigned char *)yaml,
+				     len);
+	if (walk_stream(&l, c) < 0)
+		goto fail_parser;
+	if (l.have_ev)
+		yaml_event_delete(&l.ev);
+	yaml_parser_delete(&l.parser);
+	atomic_init(&c->refs, 1);
+	*out = c;
+	return 0;
+
+fail_parser:
+	if (l.have_ev)
+		yaml_event_delete(&l.ev);
+	yaml_parser_delete(&l.parser);
+fail_config:
+	config_free(c);
+	return -1;
+}
+
+/* The directory part of path ("." if none), as a new string. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return xstrndup(".", 1);
+	if (slash == path)
+		return xstrndup("/", 1);
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+int config_load(const char *path, struct config **out, char *err,
+		size_t errlen)
+{
+	struct loader msg = {.name = path, .err = err, .errlen = errlen};
+	char *text = NULL, *cwd = NULL, *rel = NULL, *dir = NULL;
+	struct stat st;
+	size_t n = 0;
+	ssize_t r;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(&msg, 0, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		fail(&msg, 0, "cannot stat: %s", strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fail(&msg, 0, "cannot open: %s", strerror(EISDIR));
+		goto fail;
+	}
+	/* st_size is only a hint (the file may be a pipe or be growing);
+	 * read to end of file, stopping past the limit. */
+	text = xrealloc(NULL, CONFIG_FILE_MAX + 1);
+	while (n <= CONFIG_FILE_MAX) {
+		r = read(fd, text + n, CONFIG_FILE_MAX + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fail(&msg, 0, "cannot read: %s", strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > CONFIG_FILE_MAX) {
+		fail(&msg, 0, "larger than %u MiB; is this the right file?",
+		     CONFIG_FILE_MAX >> 20);
+		goto fail;
+	}
+	/* Relative paths in the file are relative to the file, wherever
+	 * the daemon was started from and wherever it chdirs later. The
+	 * directory is the one the path names, not a symlink's target. */
+	if (path[0] == '/') {
+		dir = dir_of(path);
+	} else {
+		cwd = getcwd(NULL, 0);
+		if (cwd == NULL) {
+			fail(&msg, 0, "cannot get the current directory: %s",
+			     strerror(errno));
+			goto fail;
+		}
+		rel = dir_of(path);
+		dir = xrealloc(NULL, strlen(cwd) + 1 + strlen(rel) + 1);
+		if (strcmp(rel, ".") == 0)
+			strcpy(dir, cwd);
+		else
+			sprintf(dir, "%s/%s", cwd, rel);
+	}
+	rc = load(text, n, path, dir, out, err, errlen);
+fail:
+	free(dir);
+	free(rel);
+	free(cwd);
+	free(text);
+	close(fd);
+	return rc;
+}
+
+int config_load_string(const char *yaml, const char *name,
+		       struct config **out, char *err, size_t errlen)
+{
+	char *dir = dir_of(name);
+	int rc;
+
+	rc = load(yaml, strlen(yaml), name, strcmp(dir, ".") ? dir : NULL, out,
+		  err, errlen);
+	free(dir);
+	return rc;
+}
+
+struct config *config_ref(struct config *c)
+{
+	unsigned prev = atomic_fetch_add_explicit(&c->refs, 1,
+						  memory_order_relaxed);
+
+	SK_ASSERT(prev > 0);
+	return c;
+}
+
+void config_unref(struct config *c)
+{
+	unsigned prev;
+
+	if (c == NULL)
+		return;
+	prev = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+	SK_ASSERT(prev > 0);
+	if (prev == 1)
+		config_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reference                                                           */
+/* ------------------------------------------------------------------ */
+
+static const char reference_intro[] =
+	"# Configuration reference\n"
+	"\n"
+	"<!-- Generated by `storekeep config-reference` from the schema "
+	"tables in\n"
+	"     src/core/config.c. Edit those tables, then run `make docs`. "
+	"-->\n"
+	"\n"
+	"storekeep reads one YAML file. Every key is optional unless its "
+	"default\n"
+	"says *required*. Durations carry a unit: `500ms`, `2s`, `1m`, "
+	"`1h`, `1d`\n"
+	"(a bare number is an error). Sizes are bytes, with an optional "
+	"binary suffix:\n"
+	"`512`, `16k` or `16KiB` (16384), `10m`, `1g`, `1t`. Booleans are "
+	"`true`/`false`,\n"
+	"`yes`/`no` or `on`/`off`. Relative file paths are relative to the "
+	"directory of\n"
+	"the configuration file. Unknown keys, duplicate keys, YAML "
+	"anchors, aliases\n"
+	"and tags are errors. Check a file without starting anything with\n"
+	"`storekeep check -c FILE`; an error names the file, the line and "
+	"the key:\n"
+	"\n"
+	"    storekeep.yaml:14: pools[0].backends[0].weight: expected an "
+	"integer from 1 to 1000, got \"heavy\"\n"
+	"\n"
+	"The reloadable column says which keys a reload will be able to change\n"
+	"without a restart. Reload itself (SIGHUP) is not implemented yet: for now\n"
+	"every change needs a restart.\n"
+	"\n"
+	"## Example\n"
+	"\n"
+	"```yaml\n"
+	"workers: 0                 # one worker thread per core\n"
+	"listen: 127.0.0.1:8080\n"
+	"log:\n"
+	"  level: info\n"
+	"  file: /var/log/storekeep.log\n"
+	"admin:\n"
+	"  listen: 127.0.0.1:9901\n"
+	"  token_file: /etc/storekeep/admin.token\n"
+	"limits:\n"
+	"  header_bytes: 16k\n"
+	"  headers: 100\n"
+	"  target_bytes: 8k\n"
+	"  body_bytes: 64m\n"
+	"  client_conns: 10000\n"
+	"timeouts:\n"
+	"  client_header: 10s\n"
+	"  client_body: 30s\n"
+	"  keepalive: 60s\n"
+	"  connect: 3s\n"
+	"  backend_response: 30s\n"
+	"  shutdown_grace: 10s\n"
+	"pools:\n"
+	"  - name: shop\n"
+	"    keepalive_idle: 32\n"
+	"    keepalive_timeout: 30s\n"
+	"    health:\n"
+	"      enabled: true\n"
+	"      path: /healthz\n"
+	"      interval: 2s\n"
+	"      timeout: 1s\n"
+	"      rise: 2\n"
+	"      fall: 3\n"
+	"    backends:\n"
+	"      - name: shop1\n"
+	"        address: 127.0.0.1:8081\n"
+	"        weight: 1\n"
+	"```\n";
+
+static void write_type(FILE *f, const struct field *fl)
+{
+	char lo[32], hi[32];
+	size_t i;
+
+	switch (fl->type) {
+	case T_INT:
+		fprintf(f, "integer, %llu..%llu", (unsigned long long)fl->min,
+			(unsigned long long)fl->max);
+		break;
+	case T_SIZE:
+		fprintf(f, "size, %s..%s", fmt_size(fl->min, lo, sizeof lo),
+			fmt_size(fl->max, hi, sizeof hi));
+		break;
+	case T_DURATION:
+		fprintf(f, "duration, %s..%s",
+			fmt_duration(fl->min, lo, sizeof lo),
+			fmt_duration(fl->max, hi, sizeof hi));
+		break;
+	case T_BOOL:
+		fputs("boolean", f);
+		break;
+	case T_ENUM:
+		fputs("one of", f);
+		for (i = 0; fl->names[i] != NULL; i++)
+			fprintf(f, "%s `%s`", i ? "," : "", fl->names[i]);
+		break;
+	case T_NAME:
+		fprintf(f, "name, %llu..%llu of `A-Za-z0-9_.-`",
+			(unsigned long long)fl->min,
+			(unsigned long long)fl->max);
+		break;
+	case T_URLPATH:
+		fprintf(f, "URL path, %llu..%llu visible characters",
+			(unsigned long long)fl->min,
+			(unsigned long long)fl->max);
+		break;
+	case T_FILE:
+		fputs("file path", f);
+		break;
+	case T_ADDR:
+		fputs("address: `ip:port`, `[v6]:port` or `host:port`", f);
+		break;
+	case T_MAP:
+		fputs("map", f);
+		break;
+	case T_LIST:
+		if (fl->min == fl->max)
+			fprintf(f, "list of exactly %llu map%s",
+				(unsigned long long)fl->min,
+				fl->min == 1 ? "" : "s");
+		else
+			fprintf(f, "list of %llu..%llu maps",
+				(unsigned long long)fl->min,
+				(unsigned long long)fl->max);
+		break;
+	}
+}
+
+/* "yes", "no" or "partly" for a whole section, from its rows. */
+static const char *section_reload(const struct section *sec)
+{
+	bool any = false, all = true;
+	const char *sub;
+	size_t i;
+
+	for (i = 0; i < sec->nfields; i++) {
+		const struct field *fl = &sec->fields[i];
+
+		if (fl->type == T_MAP || fl->type == T_LIST) {
+			sub = section_reload(fl->sub);
+			any |= strcmp(sub, "no") != 0;
+			all &= strcmp(sub, "yes") == 0;
+		} else {
+			any |= (fl->flags & F_RELOAD) != 0;
+			all &= (fl->flags & F_RELOAD) != 0;
+		}
+	}
+	return all ? "yes" : any ? "partly" : "no";
+}
+
+static void write_section(FILE *f, const struct section *sec,
+			  const char *path)
+{
+	char child[128];
+	size_t i;
+
+	if (path[0] == '\0')
+		fputs("\n## Top level\n\n", f);
+	else
+		fprintf(f, "\n## `%s`\n\n", path);
+	fprintf(f, "%s\n\n", sec->doc);
+	fputs("| key | type | default | reloadable | description |\n", f);
+	fputs("| --- | --- | --- | --- | --- |\n", f);
+	for (i = 0; i < sec->nfields; i++) {
+		const struct field *fl = &sec->fields[i];
+		bool nested = fl->type == T_MAP || fl->type == T_LIST;
+
+		fprintf(f, "| `%s` | ", fl->name);
+		write_type(f, fl);
+		if (fl->def != NULL)
+			fprintf(f, " | `%s`", fl->def);
+		else if (fl->flags & F_REQUIRED)
+			fputs(" | required", f);
+		else
+			fputs(" | -", f);
+		fprintf(f, " | %s | %s |\n",
+			nested ? section_reload(fl->sub)
+			       : (fl->flags & F_RELOAD) ? "yes" : "no",
+			fl->doc);
+	}
+	for (i = 0; i < sec->nfields; i++) {
+		const struct field *fl = &sec->fields[i];
+
+		if (fl->type != T_MAP && fl->type != T_LIST)
+			continue;
+		snprintf(child, sizeof child, "%s%s%s%s", path,
+			 path[0] ? "." : "", fl->name,
+			 fl->type == T_LIST ? "[]" : "");
+		write_section(f, fl->sub, child);
+	}
+}
+
+void config_write_reference(FILE *f)
+{
+	fputs(reference_intro, f);
+	write_section(f, &root_section, "");
+}
