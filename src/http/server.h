@@ -70,7 +70,7 @@ void http_server_stop(struct http_server *s);
 const char *http_server_req_header(struct http_server_req *req,
 				   const char *name);
 
-/* Bound address (useful with port 0). Returns 0 or -errno. */
+/* The bound port (useful with port 0), or -errno. */
 int http_server_port(struct http_server *s);
 
 #endif
