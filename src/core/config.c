@@ -29,6 +29,7 @@
  */
 #include "core/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -53,7 +54,7 @@
 #define TOKEN_MIN 16
 #define TOKEN_MAX 1024
 /* Most keys in one section (the duplicate-key check uses a bit per key). */
-#define SECTION_MAX_FIELDS 16
+#define SECTION_MAX_FIELDS 24
 
 #define MS_SECOND 1000ull
 #define MS_MINUTE (60 * MS_SECOND)
@@ -78,6 +79,8 @@ enum ftype {
 	T_URLPATH,  /* char *: "/...", visible ASCII only, length min..max */
 	T_FILE,	    /* char *: relative to the config file's directory */
 	T_ADDR,	    /* struct cfg_addr, resolved at load */
+	T_TOKEN,    /* char *: an HTTP token (header or cookie name) */
+	T_HOST,	    /* char *: host name or "*.suffix", stored lower case */
 	T_MAP,	    /* embedded struct described by sub */
 	T_LIST,	    /* array of structs described by sub, count at aux */
 };
@@ -109,6 +112,7 @@ typedef int (*section_check_fn)(struct loader *l, void *obj,
 
 struct section {
 	const char *doc;	  /* a sentence or two for the reference */
+	int scalar;		  /* list entries are scalars for fields[0] */
 	const char *noun;	  /* list entries: "pool" -> "at most 1 pool" */
 	const struct field *fields;
 	size_t nfields;
@@ -139,6 +143,22 @@ static int check_admin(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_pool(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_health(struct loader *l, void *obj,
 			const struct mapinfo *mi);
+static int check_route(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_retry(struct loader *l, void *obj, const struct mapinfo *mi);
+
+const char *const config_method_names[] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
+	NULL,
+};
+static const char *const balance_names[] = {
+	"round_robin", "least_conn", "p2c_ewma", "hash", "sticky", NULL,
+};
+static const char *const hash_on_names[] = {
+	"client_ip", "path", "header", "cookie", NULL,
+};
+static const char *const access_format_names[] = {"json", "combined", NULL};
+static const char *const check_method_names[] = {"GET", "HEAD", "OPTIONS",
+						 NULL};
 
 static const char *const log_level_names[] = {"error", "warn", "info",
 					      "debug", NULL};
@@ -234,6 +254,10 @@ static const struct field timeouts_fields[] = {
 	 .flags = F_RELOAD,
 	 .doc = "how long requests in flight may run on at shutdown; 0s "
 		"closes them at once"},
+	{AT("request", struct cfg_timeouts, request_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_DAY, .def = "5m", .flags = F_RELOAD,
+	 .doc = "a whole request, from its first byte to the last byte of "
+		"the response; over it: 504, or the connection is cut"},
 };
 
 static const struct section timeouts_section = {
@@ -247,6 +271,9 @@ static const struct field health_fields[] = {
 	{AT("enabled", struct cfg_health, enabled), .type = T_BOOL,
 	 .def = "true", .flags = F_RELOAD,
 	 .doc = "whether backends are checked actively"},
+	{AT("method", struct cfg_health, method), .type = T_ENUM,
+	 .names = check_method_names, .def = "GET", .flags = F_RELOAD,
+	 .doc = "request method of the check"},
 	{AT("path", struct cfg_health, path), .type = T_URLPATH, .min = 1,
 	 .max = 1024, .def = "/healthz", .flags = F_RELOAD,
 	 .doc = "request target of the check, starting with `/`"},
@@ -262,6 +289,12 @@ static const struct field health_fields[] = {
 	{AT("fall", struct cfg_health, fall), .type = T_INT, .min = 1,
 	 .max = 100, .def = "3", .flags = F_RELOAD,
 	 .doc = "consecutive failures that mark an up backend down"},
+	{AT("status_min", struct cfg_health, status_min), .type = T_INT,
+	 .min = 100, .max = 599, .def = "200", .flags = F_RELOAD,
+	 .doc = "lowest response status that passes"},
+	{AT("status_max", struct cfg_health, status_max), .type = T_INT,
+	 .min = 100, .max = 599, .def = "399", .flags = F_RELOAD,
+	 .doc = "highest response status that passes"},
 };
 
 static const struct section health_section = {
@@ -270,6 +303,29 @@ static const struct section health_section = {
 	.nfields = NFIELDS(health_fields),
 	.line_off = NO_LINE,
 	.check = check_health,
+};
+
+static const struct field passive_fields[] = {
+	{AT("failures", struct cfg_passive, failures), .type = T_INT,
+	 .min = 0, .max = 1000, .def = "5", .flags = F_RELOAD,
+	 .doc = "consecutive failed requests (connect errors, resets, "
+		"timeouts, 5xx) that take a backend out; 0 turns passive "
+		"ejection off"},
+	{AT("eject", struct cfg_passive, eject_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_DAY, .def = "10s", .flags = F_RELOAD,
+	 .doc = "how long a first ejection lasts; each new one in a row "
+		"doubles it"},
+	{AT("max_eject", struct cfg_passive, max_eject_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "5m",
+	 .flags = F_RELOAD, .doc = "the longest an ejection lasts"},
+};
+
+static const struct section passive_section = {
+	.doc = "Passive ejection: backends that fail real requests are taken "
+	       "out without waiting for the health checks.",
+	.fields = passive_fields,
+	.nfields = NFIELDS(passive_fields),
+	.line_off = NO_LINE,
 };
 
 static const struct field backend_fields[] = {
@@ -283,6 +339,14 @@ static const struct field backend_fields[] = {
 	{AT("weight", struct cfg_backend, weight), .type = T_INT, .min = 1,
 	 .max = 1000, .def = "1", .flags = F_RELOAD,
 	 .doc = "share of the pool's traffic, relative to the other backends"},
+	{AT("max_conns", struct cfg_backend, max_conns), .type = T_INT,
+	 .min = 0, .max = 1000000, .def = "0", .flags = F_RELOAD,
+	 .doc = "requests in flight on this backend per worker; 0 takes the "
+		"pool's max_conns"},
+	{AT("backup", struct cfg_backend, backup), .type = T_BOOL,
+	 .def = "false", .flags = F_RELOAD,
+	 .doc = "a backup gets traffic only while no primary backend can "
+		"take it"},
 };
 
 static const struct section backend_section = {
@@ -306,6 +370,40 @@ static const struct field pool_fields[] = {
 	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
 	 .flags = F_RELOAD,
 	 .doc = "how long an idle backend connection is kept"},
+	{AT("balance", struct cfg_pool, balance), .type = T_ENUM,
+	 .names = balance_names, .def = "round_robin", .flags = F_RELOAD,
+	 .doc = "how a backend is chosen: smooth weighted round robin, "
+		"fewest requests in flight, power of two choices on latency, "
+		"consistent hash of hash_on, or a sticky cookie"},
+	{AT("hash_on", struct cfg_pool, hash_on), .type = T_ENUM,
+	 .names = hash_on_names, .def = "client_ip", .flags = F_RELOAD,
+	 .doc = "what balance: hash hashes; header and cookie need "
+		"hash_name"},
+	{AT("hash_name", struct cfg_pool, hash_name), .type = T_TOKEN,
+	 .min = 1, .max = 128, .flags = F_RELOAD,
+	 .doc = "the header or cookie hashed by hash_on: header or cookie"},
+	{AT("sticky_cookie", struct cfg_pool, sticky_cookie), .type = T_TOKEN,
+	 .min = 1, .max = 128, .def = "sk_backend", .flags = F_RELOAD,
+	 .doc = "cookie that pins a client to a backend with balance: "
+		"sticky"},
+	{AT("slow_start", struct cfg_pool, slow_start_ms), .type = T_DURATION,
+	 .min = 0, .max = MS_HOUR, .def = "0s", .flags = F_RELOAD,
+	 .doc = "a backend that comes back ramps its weight up from 0 over "
+		"this time; 0s: at once"},
+	{AT("max_conns", struct cfg_pool, max_conns), .type = T_INT, .min = 0,
+	 .max = 1000000, .def = "0", .flags = F_RELOAD,
+	 .doc = "requests in flight per backend and worker; over it, "
+		"requests queue; 0: no limit"},
+	{AT("queue_size", struct cfg_pool, queue_size), .type = T_INT,
+	 .min = 0, .max = 1000000, .def = "100", .flags = F_RELOAD,
+	 .doc = "requests that may wait for a free backend per worker; a "
+		"full queue answers 503 with Retry-After"},
+	{AT("queue_timeout", struct cfg_pool, queue_timeout_ms),
+	 .type = T_DURATION, .min = 1, .max = MS_HOUR, .def = "5s",
+	 .flags = F_RELOAD,
+	 .doc = "longest wait in the queue, then 503 with Retry-After"},
+	{AT("passive", struct cfg_pool, passive), .type = T_MAP,
+	 .sub = &passive_section, .doc = "passive ejection"},
 	{AT("health", struct cfg_pool, health), .type = T_MAP,
 	 .sub = &health_section, .doc = "active health checks"},
 	{AT("backends", struct cfg_pool, backends), .type = T_LIST, .min = 1,
@@ -322,6 +420,181 @@ static const struct section pool_section = {
 	.size = sizeof(struct cfg_pool),
 	.line_off = offsetof(struct cfg_pool, line),
 	.check = check_pool,
+};
+
+static const struct field host_fields[] = {
+	{AT("host", struct cfg_host, pattern), .type = T_HOST, .min = 1,
+	 .max = 253, .doc = "host"},
+};
+
+static const struct section host_section = {
+	.doc = "host patterns",
+	.scalar = 1,
+	.noun = "host",
+	.fields = host_fields,
+	.nfields = NFIELDS(host_fields),
+	.size = sizeof(struct cfg_host),
+	.line_off = NO_LINE,
+};
+
+static const struct field method_fields[] = {
+	{AT("method", struct cfg_method, method), .type = T_ENUM,
+	 .names = config_method_names, .doc = "method"},
+};
+
+static const struct section method_section = {
+	.doc = "methods",
+	.scalar = 1,
+	.noun = "method",
+	.fields = method_fields,
+	.nfields = NFIELDS(method_fields),
+	.size = sizeof(struct cfg_method),
+	.line_off = NO_LINE,
+};
+
+static const struct field status_fields[] = {
+	{AT("status", struct cfg_status, status), .type = T_INT, .min = 500,
+	 .max = 599, .doc = "status"},
+};
+
+static const struct section status_section = {
+	.doc = "statuses",
+	.scalar = 1,
+	.noun = "status",
+	.fields = status_fields,
+	.nfields = NFIELDS(status_fields),
+	.size = sizeof(struct cfg_status),
+	.line_off = NO_LINE,
+};
+
+static const struct field retry_fields[] = {
+	{AT("attempts", struct cfg_retry, attempts), .type = T_INT, .min = 0,
+	 .max = 10, .def = "2", .flags = F_RELOAD,
+	 .doc = "retries after the first try, each on another backend"},
+	{AT("methods", struct cfg_retry, methods), .type = T_LIST, .min = 0,
+	 .max = 8, .aux = offsetof(struct cfg_retry, nmethods),
+	 .sub = &method_section, .flags = F_RELOAD,
+	 .def = "[GET, HEAD, OPTIONS, PUT, DELETE]",
+	 .doc = "methods retried after a failure that may have reached the "
+		"backend (reset before a response, on_status); any request "
+		"is retried when it could not reach one"},
+	{AT("on_status", struct cfg_retry, on_status), .type = T_LIST,
+	 .min = 0, .max = 16, .aux = offsetof(struct cfg_retry, non_status),
+	 .sub = &status_section, .flags = F_RELOAD, .def = "[]",
+	 .doc = "response statuses (500..599) after which a request of "
+		"methods is retried, e.g. [502, 503]"},
+};
+
+static const struct section retry_section = {
+	.doc = "When a request is tried again on another backend.",
+	.fields = retry_fields,
+	.nfields = NFIELDS(retry_fields),
+	.line_off = NO_LINE,
+	.check = check_retry,
+};
+
+static const struct field route_timeouts_fields[] = {
+	{AT("connect", struct cfg_route_timeouts, connect_ms),
+	 .type = T_DURATION, .min = 0, .max = MS_DAY, .def = "0s",
+	 .flags = F_RELOAD, .doc = "0s: timeouts.connect"},
+	{AT("backend_response", struct cfg_route_timeouts, backend_response_ms),
+	 .type = T_DURATION, .min = 0, .max = MS_DAY, .def = "0s",
+	 .flags = F_RELOAD, .doc = "0s: timeouts.backend_response"},
+	{AT("request", struct cfg_route_timeouts, request_ms),
+	 .type = T_DURATION, .min = 0, .max = MS_DAY, .def = "0s",
+	 .flags = F_RELOAD, .doc = "0s: timeouts.request"},
+};
+
+static const struct section route_timeouts_section = {
+	.doc = "Timeouts of one route; 0s takes the global value.",
+	.fields = route_timeouts_fields,
+	.nfields = NFIELDS(route_timeouts_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field route_fields[] = {
+	{AT("name", struct cfg_route, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "route name, unique; used in logs and metrics"},
+	{AT("hosts", struct cfg_route, hosts), .type = T_LIST, .min = 0,
+	 .max = 64, .aux = offsetof(struct cfg_route, nhosts),
+	 .sub = &host_section, .flags = F_RELOAD, .def = "[] (any host)",
+	 .doc = "Host header values that match, exact (`shop.example.com`) "
+		"or by suffix (`*.example.com`); the port is ignored"},
+	{AT("path", struct cfg_route, path), .type = T_URLPATH, .min = 1,
+	 .max = 1024, .def = "/", .flags = F_RELOAD,
+	 .doc = "path prefix that matches (`/checkout` matches "
+		"`/checkout/pay`)"},
+	{AT("pool", struct cfg_route, pool), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "the pool that serves the route"},
+	{AT("timeouts", struct cfg_route, timeouts), .type = T_MAP,
+	 .sub = &route_timeouts_section, .doc = "per-route timeouts"},
+	{AT("retry", struct cfg_route, retry), .type = T_MAP,
+	 .sub = &retry_section, .doc = "per-route retry policy"},
+};
+
+static const struct section route_section = {
+	.doc = "Routes send requests to pools by Host and path prefix. They "
+	       "are tried in the order of the file and the first match wins; "
+	       "a request no route matches gets 404. Without routes every "
+	       "request goes to the first pool with the default retry policy.",
+	.noun = "route",
+	.fields = route_fields,
+	.nfields = NFIELDS(route_fields),
+	.size = sizeof(struct cfg_route),
+	.line_off = offsetof(struct cfg_route, line),
+	.check = check_route,
+};
+
+static const struct field budget_fields[] = {
+	{AT("percent", struct cfg_retry_budget, percent), .type = T_INT,
+	 .min = 0, .max = 100, .def = "20", .flags = F_RELOAD,
+	 .doc = "retries allowed as a share of requests over the window"},
+	{AT("window", struct cfg_retry_budget, window_ms), .type = T_DURATION,
+	 .min = 100, .max = MS_HOUR, .def = "10s", .flags = F_RELOAD,
+	 .doc = "the window the share is counted over"},
+	{AT("min_retries", struct cfg_retry_budget, min_retries),
+	 .type = T_INT, .min = 0, .max = 1000000, .def = "10",
+	 .flags = F_RELOAD,
+	 .doc = "retries always allowed per window and worker, so a quiet "
+		"shop can still retry"},
+};
+
+static const struct section budget_section = {
+	.doc = "The retry budget keeps retries from multiplying an outage: "
+	       "once retries reach the share, failures are answered instead "
+	       "of retried.",
+	.fields = budget_fields,
+	.nfields = NFIELDS(budget_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field access_fields[] = {
+	{AT("path", struct cfg_access_log, path), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_REQUIRED,
+	 .doc = "file the access log is appended to; `-` is standard output"},
+	{AT("format", struct cfg_access_log, format), .type = T_ENUM,
+	 .names = access_format_names, .def = "json",
+	 .doc = "one JSON object per line, or the combined format with "
+		"storekeep's fields appended"},
+	{AT("anonymize_ip", struct cfg_access_log, anonymize_ip),
+	 .type = T_BOOL, .def = "false",
+	 .doc = "keep only a prefix of client addresses (GDPR)"},
+	{AT("ipv4_prefix", struct cfg_access_log, ipv4_prefix), .type = T_INT,
+	 .min = 0, .max = 32, .def = "24",
+	 .doc = "bits of an IPv4 address kept when anonymising"},
+	{AT("ipv6_prefix", struct cfg_access_log, ipv6_prefix), .type = T_INT,
+	 .min = 0, .max = 128, .def = "48",
+	 .doc = "bits of an IPv6 address kept when anonymising"},
+};
+
+static const struct section access_section = {
+	.doc = "One line per request. Without this map there is no access "
+	       "log. SIGUSR1 reopens the file after rotation.",
+	.fields = access_fields,
+	.nfields = NFIELDS(access_fields),
+	.line_off = NO_LINE,
 };
 
 static const struct field root_fields[] = {
@@ -341,10 +614,21 @@ static const struct field root_fields[] = {
 	 .sub = &limits_section, .doc = "request size and connection limits"},
 	{AT("timeouts", struct config, timeouts), .type = T_MAP,
 	 .sub = &timeouts_section, .doc = "client and backend timeouts"},
-	{AT("pools", struct config, pools), .type = T_LIST, .min = 1, .max = 1,
-	 .aux = offsetof(struct config, npools), .sub = &pool_section,
-	 .flags = F_REQUIRED,
-	 .doc = "backend pools; exactly one in this version"},
+	{AT("pools", struct config, pools), .type = T_LIST, .min = 1,
+	 .max = 256, .aux = offsetof(struct config, npools),
+	 .sub = &pool_section, .flags = F_REQUIRED,
+	 .doc = "backend pools"},
+	{AT("routes", struct config, routes), .type = T_LIST, .min = 0,
+	 .max = 1000, .aux = offsetof(struct config, nroutes),
+	 .sub = &route_section,
+	 .doc = "which pool serves a request; none: the first pool serves "
+		"all"},
+	{AT("retry_budget", struct config, retry_budget), .type = T_MAP,
+	 .sub = &budget_section, .doc = "the share of requests that may be "
+					"retries"},
+	{AT("access_log", struct config, access_log), .type = T_MAP,
+	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_access_log, enabled),
+	 .sub = &access_section, .doc = "the access log; absent: none"},
 };
 
 static const struct section root_section = {
@@ -619,6 +903,13 @@ static bool is_visible(unsigned char c)
 	return c > 0x20 && c < 0x7f;
 }
 
+/* RFC 9110 tchar. */
+static bool is_token_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
 static bool is_host_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -778,6 +1069,33 @@ static enum conv convert(const struct field *f, const char *s, size_t len,
 	}
 	case T_ADDR:
 		return parse_addr(s, len, dst, why, whylen);
+	case T_TOKEN:
+		if (len < f->min || len > f->max)
+			return CONV_SYNTAX;
+		for (i = 0; i < len; i++)
+			if (!is_token_char((unsigned char)s[i]))
+				return CONV_SYNTAX;
+		store_str(dst, xstrndup(s, len));
+		return CONV_OK;
+	case T_HOST: {
+		char *h;
+		size_t start = 0;
+
+		if (len < f->min || len > f->max)
+			return CONV_SYNTAX;
+		if (len > 2 && s[0] == '*' && s[1] == '.')
+			start = 2;
+		for (i = start; i < len; i++)
+			if (!is_host_char((unsigned char)s[i]) || s[i] == '_')
+				return CONV_SYNTAX;
+		if (s[len - 1] == '.' || s[start] == '.')
+			return CONV_SYNTAX;
+		h = xstrndup(s, len);
+		for (i = 0; i < len; i++)
+			h[i] = (char)tolower((unsigned char)h[i]);
+		store_str(dst, h);
+		return CONV_OK;
+	}
 	case T_MAP:
 	case T_LIST:
 		break;
@@ -849,11 +1167,22 @@ static const char *expectation(const struct field *f, bool range, char *out,
 			 "an address such as 127.0.0.1:8080, [::1]:8080 or "
 			 "host:8080");
 		break;
+	case T_TOKEN:
+		snprintf(out, outlen,
+			 "a header or cookie name (letters, digits and "
+			 "!#$%%&'*+-.^_`|~)");
+		break;
+	case T_HOST:
+		snprintf(out, outlen,
+			 "a host name such as shop.example.com or "
+			 "*.example.com");
+		break;
 	case T_MAP:
 		snprintf(out, outlen, "a map");
 		break;
 	case T_LIST:
-		snprintf(out, outlen, "a list of maps");
+		snprintf(out, outlen, f->sub && f->sub->scalar ? "a list"
+							       : "a list of maps");
 		break;
 	}
 	return out;
@@ -902,6 +1231,8 @@ static void free_obj(const struct section *sec, void *obj)
 		case T_NAME:
 		case T_URLPATH:
 		case T_FILE:
+		case T_TOKEN:
+		case T_HOST:
 			store_str(dst, NULL);
 			break;
 		case T_ADDR:
@@ -1173,7 +1504,10 @@ static int walk_list(struct loader *l, const struct field *f, void *obj)
 				    (unsigned long long)f->max, sub->noun,
 				    f->max == 1 ? "" : "s");
 		old = path_push_index(l, n);
-		if (l->ev.type != YAML_MAPPING_START_EVENT) {
+		if (sub->scalar) {
+			if (l->ev.type != YAML_SCALAR_EVENT)
+				return mismatch(l, &sub->fields[0]);
+		} else if (l->ev.type != YAML_MAPPING_START_EVENT) {
 			static const struct field entry = {.type = T_MAP};
 
 			return mismatch(l, &entry);
@@ -1186,8 +1520,14 @@ static int walk_list(struct loader *l, const struct field *f, void *obj)
 		init_obj(sub, arr + n * sub->size);
 		n++;
 		memcpy((char *)obj + f->aux, &n, sizeof n);
-		if (walk_map(l, sub, arr + (n - 1) * sub->size) < 0)
+		if (sub->scalar) {
+			if (set_scalar(l, &sub->fields[0],
+				       arr + (n - 1) * sub->size +
+					       sub->fields[0].off) < 0)
+				return -1;
+		} else if (walk_map(l, sub, arr + (n - 1) * sub->size) < 0) {
 			return -1;
+		}
 		path_pop(l, old);
 	}
 	memcpy(&n, (char *)obj + f->aux, sizeof n);
@@ -1392,18 +1732,90 @@ static int unique_names(struct loader *l, const char *list, const char *arr,
 static int check_root(struct loader *l, void *obj, const struct mapinfo *mi)
 {
 	struct config *c = obj;
+	size_t i, j, old;
 
-	return unique_names(l, "pools", (const char *)c->pools, c->npools,
-			    &pool_section, offsetof(struct cfg_pool, name));
+	if (unique_names(l, "pools", (const char *)c->pools, c->npools,
+			 &pool_section, offsetof(struct cfg_pool, name)) < 0 ||
+	    unique_names(l, "routes", (const char *)c->routes, c->nroutes,
+			 &route_section, offsetof(struct cfg_route, name)) < 0)
+		return -1;
+	/* Routes name pools, which may come later in the file. */
+	for (i = 0; i < c->nroutes; i++) {
+		struct cfg_route *r = &c->routes[i];
+
+		for (j = 0; j < c->npools; j++)
+			if (strcmp(c->pools[j].name, r->pool) == 0)
+				break;
+		if (j < c->npools) {
+			r->pool_index = j;
+			continue;
+		}
+		old = path_push(l, "routes", 6);
+		path_push_index(l, i);
+		path_push(l, "pool", 4);
+		fail(l, r->line, "no pool named \"%s\"", r->pool);
+		path_pop(l, old);
+		return -1;
+	}
+	return 0;
 }
 
 static int check_pool(struct loader *l, void *obj, const struct mapinfo *mi)
 {
 	struct cfg_pool *p = obj;
+	size_t i, primaries = 0;
 
-	return unique_names(l, "backends", (const char *)p->backends,
-			    p->nbackends, &backend_section,
-			    offsetof(struct cfg_backend, name));
+	if (unique_names(l, "backends", (const char *)p->backends,
+			 p->nbackends, &backend_section,
+			 offsetof(struct cfg_backend, name)) < 0)
+		return -1;
+	for (i = 0; i < p->nbackends; i++)
+		primaries += !p->backends[i].backup;
+	if (primaries == 0)
+		return fail_at(l, mi, "backends",
+			       "needs at least one backend that is not a backup");
+	if (p->balance == CFG_BALANCE_HASH &&
+	    (p->hash_on == CFG_HASH_HEADER || p->hash_on == CFG_HASH_COOKIE) &&
+	    p->hash_name == NULL)
+		return fail_at(l, mi, "hash_on",
+			       "hash_on: %s needs hash_name (the %s to hash)",
+			       hash_on_names[p->hash_on],
+			       hash_on_names[p->hash_on]);
+	if (p->passive.eject_ms > p->passive.max_eject_ms)
+		return fail_at(l, mi, "passive",
+			       "passive.eject must not be longer than "
+			       "passive.max_eject");
+	return 0;
+}
+
+static int check_retry(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_retry *r = obj;
+
+	(void)l;
+	/* An explicit `methods: []` means: never retry what may have
+	 * reached a backend. */
+	r->methods_set = key_written(mi, "methods") != 0;
+	return 0;
+}
+
+static int check_route(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_route *r = obj;
+	static const int idempotent[] = {0 /* GET */, 1 /* HEAD */,
+					 5 /* OPTIONS */, 3 /* PUT */,
+					 4 /* DELETE */};
+
+	/* The methods default is a list, which the tables cannot apply. */
+	if (r->retry.nmethods == 0 && !r->retry.methods_set) {
+		r->retry.methods = xrealloc(NULL, sizeof(idempotent) /
+							  sizeof(idempotent[0]) *
+							  sizeof(*r->retry.methods));
+		for (size_t i = 0; i < NFIELDS(idempotent); i++)
+			r->retry.methods[i].method = idempotent[i];
+		r->retry.nmethods = NFIELDS(idempotent);
+	}
+	return 0;
 }
 
 static int check_health(struct loader *l, void *obj,
@@ -1412,6 +1824,10 @@ static int check_health(struct loader *l, void *obj,
 	struct cfg_health *h = obj;
 	char a[32], b[32];
 
+	if (h->status_min > h->status_max)
+		return fail_at(l, mi, "status_max",
+			       "must not be lower than status_min (%u)",
+			       h->status_min);
 	if (h->timeout_ms < h->interval_ms)
 		return 0;
 	/* Blame the key the file wrote: a default is never the mistake. */
@@ -1896,11 +2312,21 @@ static void write_type(FILE *f, const struct field *fl)
 	case T_ADDR:
 		fputs("address: `ip:port`, `[v6]:port` or `host:port`", f);
 		break;
+	case T_TOKEN:
+		fputs("header or cookie name", f);
+		break;
+	case T_HOST:
+		fputs("host name or `*.suffix`", f);
+		break;
 	case T_MAP:
 		fputs("map", f);
 		break;
 	case T_LIST:
-		if (fl->min == fl->max)
+		if (fl->sub->scalar) {
+			fprintf(f, "list of up to %llu: ",
+				(unsigned long long)fl->max);
+			write_type(f, &fl->sub->fields[0]);
+		} else if (fl->min == fl->max)
 			fprintf(f, "list of exactly %llu map%s",
 				(unsigned long long)fl->min,
 				fl->min == 1 ? "" : "s");
@@ -1922,7 +2348,8 @@ static const char *section_reload(const struct section *sec)
 	for (i = 0; i < sec->nfields; i++) {
 		const struct field *fl = &sec->fields[i];
 
-		if (fl->type == T_MAP || fl->type == T_LIST) {
+		if (fl->type == T_MAP ||
+		    (fl->type == T_LIST && !fl->sub->scalar)) {
 			sub = section_reload(fl->sub);
 			any |= strcmp(sub, "no") != 0;
 			all &= strcmp(sub, "yes") == 0;
@@ -1949,7 +2376,8 @@ static void write_section(FILE *f, const struct section *sec,
 	fputs("| --- | --- | --- | --- | --- |\n", f);
 	for (i = 0; i < sec->nfields; i++) {
 		const struct field *fl = &sec->fields[i];
-		bool nested = fl->type == T_MAP || fl->type == T_LIST;
+		bool nested = fl->type == T_MAP ||
+			      (fl->type == T_LIST && !fl->sub->scalar);
 
 		fprintf(f, "| `%s` | ", fl->name);
 		write_type(f, fl);
@@ -1968,6 +2396,8 @@ static void write_section(FILE *f, const struct section *sec,
 		const struct field *fl = &sec->fields[i];
 
 		if (fl->type != T_MAP && fl->type != T_LIST)
+			continue;
+		if (fl->type == T_LIST && fl->sub->scalar)
 			continue;
 		snprintf(child, sizeof child, "%s%s%s%s", path,
 			 path[0] ? "." : "", fl->name,

@@ -37,17 +37,47 @@ struct cfg_addr {
 struct cfg_backend {
 	char *name;
 	struct cfg_addr addr;
-	uint32_t weight; /* 1..1000, default 1 */
-	int line;	 /* where it was declared, for messages */
+	uint32_t weight;    /* 1..1000, default 1 */
+	uint32_t max_conns; /* 0 = the pool's max_conns */
+	int backup;	    /* used only while no primary is eligible */
+	int line;	    /* where it was declared, for messages */
 };
 
 struct cfg_health {
+	int method;	      /* 0 GET, 1 HEAD, 2 OPTIONS */
 	char *path;	      /* default "/healthz" */
 	uint32_t interval_ms; /* default 2000 */
 	uint32_t timeout_ms;  /* default 1000 */
 	uint32_t rise;	      /* default 2 */
 	uint32_t fall;	      /* default 3 */
+	uint32_t status_min;  /* default 200 */
+	uint32_t status_max;  /* default 399 */
 	int enabled;	      /* default 1 */
+};
+
+/* Passive ejection: a backend that fails `failures` requests in a row
+ * (connect errors, resets, timeouts, 5xx) is out for eject_ms, doubling
+ * on each new ejection up to max_eject_ms. */
+struct cfg_passive {
+	uint32_t failures; /* 0 = off; default 5 */
+	uint32_t eject_ms; /* default 10000 */
+	uint32_t max_eject_ms; /* default 300000 */
+};
+
+/* Index order of these names is enum balance_algo's (proxy/balance.h). */
+enum cfg_balance {
+	CFG_BALANCE_ROUND_ROBIN = 0,
+	CFG_BALANCE_LEAST_CONN,
+	CFG_BALANCE_P2C_EWMA,
+	CFG_BALANCE_HASH,
+	CFG_BALANCE_STICKY,
+};
+
+enum cfg_hash_on {
+	CFG_HASH_CLIENT_IP = 0,
+	CFG_HASH_PATH,
+	CFG_HASH_HEADER,
+	CFG_HASH_COOKIE,
 };
 
 struct cfg_pool {
@@ -57,7 +87,70 @@ struct cfg_pool {
 	struct cfg_health health;
 	uint32_t keepalive_idle;       /* idle conns kept per backend per worker, default 32 */
 	uint32_t keepalive_timeout_ms; /* default 30000 */
+	int balance;		       /* enum cfg_balance */
+	int hash_on;		       /* enum cfg_hash_on */
+	char *hash_name;	       /* header or cookie name for hash_on */
+	char *sticky_cookie;	       /* default "sk_backend" */
+	uint32_t slow_start_ms;	       /* default 0 (off) */
+	uint32_t max_conns;	       /* per backend; 0 = unlimited */
+	uint32_t queue_size;	       /* waiting requests per worker; default 100 */
+	uint32_t queue_timeout_ms;     /* default 5000 */
+	struct cfg_passive passive;
 	int line;
+};
+
+struct cfg_method {
+	int method; /* index into the method names of config.c */
+};
+
+struct cfg_status {
+	uint32_t status;
+};
+
+struct cfg_host {
+	char *pattern; /* "shop.example.com" or "*.example.com", lower case */
+};
+
+struct cfg_retry {
+	uint32_t attempts;	  /* retries after the first try; default 2 */
+	struct cfg_method *methods; /* default GET HEAD OPTIONS PUT DELETE */
+	size_t nmethods;
+	int methods_set;	  /* the file listed methods */
+	struct cfg_status *on_status; /* retry (idempotent only) on these */
+	size_t non_status;
+};
+
+struct cfg_route_timeouts {
+	uint32_t connect_ms;	      /* 0 = timeouts.connect */
+	uint32_t backend_response_ms; /* 0 = timeouts.backend_response */
+	uint32_t request_ms;	      /* 0 = timeouts.request */
+};
+
+struct cfg_route {
+	char *name;
+	struct cfg_host *hosts; /* none = any host */
+	size_t nhosts;
+	char *path;		/* prefix; default "/" */
+	char *pool;		/* required */
+	size_t pool_index;	/* resolved at load */
+	struct cfg_route_timeouts timeouts;
+	struct cfg_retry retry;
+	int line;
+};
+
+struct cfg_retry_budget {
+	uint32_t percent;   /* retries at most this share of requests; default 20 */
+	uint32_t window_ms; /* default 10000 */
+	uint32_t min_retries; /* always allowed per window; default 10 */
+};
+
+struct cfg_access_log {
+	char *path;	  /* "-" = stdout */
+	int format;	  /* 0 json, 1 combined */
+	int anonymize_ip; /* default 0 */
+	uint32_t ipv4_prefix; /* default 24 */
+	uint32_t ipv6_prefix; /* default 48 */
+	int enabled;
 };
 
 struct cfg_limits {
@@ -75,6 +168,7 @@ struct cfg_timeouts {
 	uint32_t connect_ms;	    /* backend connect; default 3000 */
 	uint32_t backend_response_ms; /* backend first byte and idle gap; default 30000 */
 	uint32_t shutdown_grace_ms; /* in-flight requests at exit; default 10000 */
+	uint32_t request_ms;	    /* whole request, head to last byte; default 300000 */
 };
 
 struct cfg_admin {
@@ -97,9 +191,16 @@ struct config {
 	struct cfg_admin admin;
 	struct cfg_limits limits;
 	struct cfg_timeouts timeouts;
-	struct cfg_pool *pools; /* exactly one in this version */
+	struct cfg_pool *pools;
 	size_t npools;
+	struct cfg_route *routes; /* none: everything goes to pools[0] */
+	size_t nroutes;
+	struct cfg_retry_budget retry_budget;
+	struct cfg_access_log access_log;
 };
+
+/* Method names in the order of struct cfg_method's index. */
+extern const char *const config_method_names[];
 
 /*
  * Parses and validates path. On success returns 0 and *out holds a

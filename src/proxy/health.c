@@ -2,11 +2,17 @@
  * health.c - active HTTP health checks, on the control loop.
  *
  * Every health.interval each backend gets a fresh connection and
- * "GET <path>" with Connection: close; a status from 200 to 399 within
- * health.timeout is a pass, anything else (refused, reset, timeout, 4xx,
- * 5xx, garbage) a failure. `fall` consecutive failures take a backend out,
- * `rise` consecutive passes put it back. Only the control thread writes
- * the check state; workers read just the `up` atomic.
+ * "<method> <path>" with Connection: close; a status within
+ * [status_min, status_max] inside health.timeout is a pass, anything else
+ * (refused, reset, timeout, another status, garbage) a failure. `fall`
+ * consecutive failures take a backend out, `rise` consecutive passes put
+ * it back (and start its slow start). Only the control thread writes the
+ * check state; workers read just the `up` atomic.
+ *
+ * Checks follow the runtime: health_sync() after a start or reload keeps
+ * the checks of backends that stay (with their rise/fall counts), starts
+ * checks for new ones and stops those of backends that left. A check holds
+ * a reference on its backend until its handles are closed.
  *
  * Backends start up: traffic flows at once, and a backend that is down at
  * start is taken out after `fall` checks (its connect failures are
@@ -21,6 +27,30 @@
 #include "core/log.h"
 #include "proxy/proxy_int.h"
 
+struct hcheck {
+	struct hcheck *next;
+	struct proxy *proxy;
+	struct backend *b;	     /* one reference */
+	const struct cfg_pool *pool; /* of the proxy's current runtime */
+	uint32_t interval_ms;
+	uint32_t rise_count;
+	uint32_t fall_count;
+	uv_timer_t timer;
+	uv_timer_t timeout;
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	uv_write_t write;
+	int busy;     /* a check is under way (until its socket closed) */
+	int stopping; /* removed: handles closing */
+	int handles;  /* open handles */
+	struct buf in;
+	struct buf req;
+	uint64_t started;
+	int seen; /* mark for health_sync */
+};
+
+static const char *const method_names[] = {"GET", "HEAD", "OPTIONS"};
+
 void backend_set_last(struct backend *b, const char *text)
 {
 	pthread_mutex_lock(&b->last_lock);
@@ -28,74 +58,85 @@ void backend_set_last(struct backend *b, const char *text)
 	pthread_mutex_unlock(&b->last_lock);
 }
 
-static const struct cfg_health *hcfg(struct backend *b)
+static void hc_handle_closed(uv_handle_t *h)
 {
-	return &b->proxy->cfg->pools[0].health;
-}
+	struct hcheck *hc = h->data;
+	struct proxy *p = hc->proxy;
 
-static void check_done_cb(uv_handle_t *h)
-{
-	struct backend *b = h->data;
-
-	b->hc_busy = 0;
-	b->hc_tcp_open = 0;
-	if (b->proxy->hc_closing) {
-		b->proxy->hc_closing--;
-		proxy_maybe_stopped(b->proxy);
+	if (--hc->handles > 0)
+		return;
+	/* Everything of this check is closed: let the backend go. */
+	hc->b->hc = NULL;
+	backend_unref(hc->b);
+	buf_fini(&hc->in);
+	buf_fini(&hc->req);
+	free(hc);
+	if (p->hc_closing) {
+		p->hc_closing--;
+		proxy_maybe_stopped(p);
 	}
 }
 
-static void check_result(struct backend *b, int ok, const char *what)
+static void check_closed_cb(uv_handle_t *h)
 {
-	const struct cfg_health *h = hcfg(b);
-	char text[96];
-	uint64_t ms = clock_mono_ms() - b->hc_started;
+	struct hcheck *hc = h->data;
 
-	if (!b->hc_busy)
+	hc->busy = 0;
+	if (hc->stopping)
+		hc_handle_closed(h);
+}
+
+static void check_result(struct hcheck *hc, int ok, const char *what)
+{
+	const struct cfg_health *h = &hc->pool->health;
+	struct backend *b = hc->b;
+	char text[96];
+	uint64_t ms = clock_mono_ms() - hc->started;
+
+	if (!hc->busy || uv_is_closing((uv_handle_t *)&hc->tcp))
 		return;
-	uv_timer_stop(&b->hc_timeout);
+	uv_timer_stop(&hc->timeout);
 	snprintf(text, sizeof(text), "%s %s %llums", ok ? "ok" : "fail", what,
 		 (unsigned long long)ms);
 	backend_set_last(b, text);
 	if (ok) {
 		counter_add(&b->checks_ok, 1);
-		b->fall_count = 0;
-		if (!atomic_load(&b->up) && ++b->rise_count >= h->rise) {
-			b->rise_count = 0;
+		hc->fall_count = 0;
+		if (!atomic_load(&b->up) && ++hc->rise_count >= h->rise) {
+			hc->rise_count = 0;
+			atomic_store(&b->up_since_ms, clock_mono_ms());
 			atomic_store(&b->up, 1);
 			log_warn("backend up", "pool=%s backend=%s addr=%s check=\"%s\"",
-				 b->proxy->cfg->pools[0].name, b->cfg->name,
-				 b->cfg->addr.text, text);
+				 b->pool, b->name, b->addr.text, text);
 		}
 	} else {
 		counter_add(&b->checks_failed, 1);
-		b->rise_count = 0;
-		if (atomic_load(&b->up) && ++b->fall_count >= h->fall) {
-			b->fall_count = 0;
+		hc->rise_count = 0;
+		if (atomic_load(&b->up) && ++hc->fall_count >= h->fall) {
+			hc->fall_count = 0;
 			atomic_store(&b->up, 0);
 			log_warn("backend down", "pool=%s backend=%s addr=%s check=\"%s\"",
-				 b->proxy->cfg->pools[0].name, b->cfg->name,
-				 b->cfg->addr.text, text);
+				 b->pool, b->name, b->addr.text, text);
 		}
 	}
-	/* hc_busy stays set until the socket is closed, so the next check
+	/* busy stays set until the socket is closed, so the next check
 	 * cannot reuse the handle early. */
-	b->hc_tcp.data = b;
-	uv_close((uv_handle_t *)&b->hc_tcp, check_done_cb);
+	hc->tcp.data = hc;
+	uv_close((uv_handle_t *)&hc->tcp, check_closed_cb);
 }
 
 static void hc_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
 {
-	struct backend *b = h->data;
+	struct hcheck *hc = h->data;
 
 	(void)sz;
-	if (buf_reserve(&b->hc_in, 1024) != 0) {
+	if (buf_reserve(&hc->in, 1024) != 0) {
 		out->base = NULL;
 		out->len = 0;
 		return;
 	}
-	out->base = b->hc_in.data + b->hc_in.len;
-	out->len = b->hc_in.cap - b->hc_in.len - 1;
+	out->base = hc->in.data + hc->in.len;
+	out->len = hc->in.cap - hc->in.len - 1;
 }
 
 /* Reads "HTTP/1.x NNN" off the status line. Returns the status, 0 when
@@ -113,7 +154,7 @@ static int status_of(const char *p, size_t n)
 
 static void hc_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	struct backend *b = s->data;
+	struct hcheck *hc = s->data;
 	char what[32];
 	int st;
 
@@ -121,49 +162,52 @@ static void hc_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0)
 		return;
 	if (nread < 0) {
-		check_result(b, 0, nread == UV_EOF ? "closed" : uv_err_name((int)nread));
+		check_result(hc, 0, nread == UV_EOF ? "closed"
+						    : uv_err_name((int)nread));
 		return;
 	}
-	b->hc_in.len += (size_t)nread;
-	st = status_of(b->hc_in.data, b->hc_in.len);
+	hc->in.len += (size_t)nread;
+	st = status_of(hc->in.data, hc->in.len);
 	if (st == 0) {
-		if (b->hc_in.len > 8192)
-			check_result(b, 0, "bad-response");
+		if (hc->in.len > 8192)
+			check_result(hc, 0, "bad-response");
 		return;
 	}
 	if (st < 0) {
-		check_result(b, 0, "bad-response");
+		check_result(hc, 0, "bad-response");
 		return;
 	}
 	snprintf(what, sizeof(what), "%d", st);
-	check_result(b, st >= 200 && st < 400, what);
+	check_result(hc, (uint32_t)st >= hc->pool->health.status_min &&
+				 (uint32_t)st <= hc->pool->health.status_max,
+		     what);
 }
 
 static void hc_write_cb(uv_write_t *req, int status)
 {
-	struct backend *b = req->data;
+	struct hcheck *hc = req->data;
 
-	if (status < 0 && b->hc_busy && !uv_is_closing((uv_handle_t *)&b->hc_tcp))
-		check_result(b, 0, uv_err_name(status));
+	if (status < 0)
+		check_result(hc, 0, uv_err_name(status));
 }
 
 static void hc_connect_cb(uv_connect_t *req, int status)
 {
-	struct backend *b = req->data;
+	struct hcheck *hc = req->data;
 	uv_buf_t wb;
 
-	if (uv_is_closing((uv_handle_t *)&b->hc_tcp))
+	if (uv_is_closing((uv_handle_t *)&hc->tcp))
 		return;
 	if (status < 0) {
-		check_result(b, 0, uv_err_name(status));
+		check_result(hc, 0, uv_err_name(status));
 		return;
 	}
-	wb = uv_buf_init(b->hc_req.data, (unsigned)b->hc_req.len);
-	b->hc_write.data = b;
-	if (uv_write(&b->hc_write, (uv_stream_t *)&b->hc_tcp, &wb, 1,
+	wb = uv_buf_init(hc->req.data, (unsigned)hc->req.len);
+	hc->write.data = hc;
+	if (uv_write(&hc->write, (uv_stream_t *)&hc->tcp, &wb, 1,
 		     hc_write_cb) != 0 ||
-	    uv_read_start((uv_stream_t *)&b->hc_tcp, hc_alloc_cb, hc_read_cb) != 0)
-		check_result(b, 0, "write-failed");
+	    uv_read_start((uv_stream_t *)&hc->tcp, hc_alloc_cb, hc_read_cb) != 0)
+		check_result(hc, 0, "write-failed");
 }
 
 static void hc_timeout_cb(uv_timer_t *t)
@@ -171,83 +215,127 @@ static void hc_timeout_cb(uv_timer_t *t)
 	check_result(t->data, 0, "timeout");
 }
 
+static void build_request(struct hcheck *hc)
+{
+	const struct cfg_health *h = &hc->pool->health;
+
+	buf_reset(&hc->req);
+	buf_printf(&hc->req,
+		   "%s %s HTTP/1.1\r\nHost: %s\r\n"
+		   "User-Agent: storekeep-health\r\n"
+		   "Connection: close\r\n\r\n",
+		   method_names[h->method < 3 ? h->method : 0], h->path,
+		   hc->b->addr.text);
+}
+
 static void hc_tick_cb(uv_timer_t *t)
 {
-	struct backend *b = t->data;
-	uv_loop_t *loop = b->proxy->control;
+	struct hcheck *hc = t->data;
+	uv_loop_t *loop = hc->proxy->control;
 
-	if (b->hc_busy)
+	if (hc->busy || hc->stopping)
 		return; /* the previous check has not finished closing */
-	b->hc_busy = 1;
-	b->hc_started = clock_mono_ms();
-	buf_reset(&b->hc_in);
-	uv_tcp_init(loop, &b->hc_tcp);
-	b->hc_tcp_open = 1;
-	b->hc_tcp.data = b;
-	b->hc_connect.data = b;
-	uv_timer_start(&b->hc_timeout, hc_timeout_cb, hcfg(b)->timeout_ms, 0);
-	if (uv_tcp_connect(&b->hc_connect, &b->hc_tcp,
-			   (const struct sockaddr *)&b->cfg->addr.sa,
+	hc->busy = 1;
+	hc->started = clock_mono_ms();
+	buf_reset(&hc->in);
+	build_request(hc);
+	uv_tcp_init(loop, &hc->tcp);
+	hc->tcp.data = hc;
+	hc->connect.data = hc;
+	uv_timer_start(&hc->timeout, hc_timeout_cb, hc->pool->health.timeout_ms, 0);
+	if (uv_tcp_connect(&hc->connect, &hc->tcp,
+			   (const struct sockaddr *)&hc->b->addr.sa,
 			   hc_connect_cb) != 0)
-		check_result(b, 0, "connect-failed");
+		check_result(hc, 0, "connect-failed");
 }
 
-void health_start(struct proxy *p)
+static void hc_start_timer(struct hcheck *hc, size_t i, size_t n)
 {
-	const struct cfg_pool *pool = &p->cfg->pools[0];
+	hc->interval_ms = hc->pool->health.interval_ms;
+	/* Spread the first checks so backends are not probed in one burst. */
+	uv_timer_start(&hc->timer, hc_tick_cb,
+		       (hc->interval_ms * i) / (n + 1) + 10, hc->interval_ms);
+}
 
-	if (!pool->health.enabled)
-		return;
-	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[i];
-
-		buf_reset(&b->hc_req);
-		buf_printf(&b->hc_req,
-			   "GET %s HTTP/1.1\r\nHost: %s\r\n"
-			   "User-Agent: storekeep-health\r\n"
-			   "Connection: close\r\n\r\n",
-			   pool->health.path, b->cfg->addr.text);
-		uv_timer_init(p->control, &b->hc_timer);
-		uv_timer_init(p->control, &b->hc_timeout);
-		b->hc_timer.data = b;
-		b->hc_timeout.data = b;
-		/* Spread the first checks so backends are not probed in one
-		 * burst. */
-		uv_timer_start(&b->hc_timer, hc_tick_cb,
-			       (pool->health.interval_ms * i) / (p->nbackends + 1) + 10,
-			       pool->health.interval_ms);
+static void hc_stop(struct proxy *p, struct hcheck *hc)
+{
+	hc->stopping = 1;
+	p->hc_closing++;
+	hc->handles = 2 + (hc->busy ? 1 : 0);
+	uv_close((uv_handle_t *)&hc->timer, hc_handle_closed);
+	uv_close((uv_handle_t *)&hc->timeout, hc_handle_closed);
+	if (hc->busy && !uv_is_closing((uv_handle_t *)&hc->tcp)) {
+		hc->tcp.data = hc;
+		uv_close((uv_handle_t *)&hc->tcp, check_closed_cb);
 	}
-	p->health_running = 1;
+	/* A tcp close already under way counts through check_closed_cb. */
 }
 
-static void hc_timer_closed_cb(uv_handle_t *h)
+void health_sync(struct proxy *p)
 {
-	struct backend *b = h->data;
+	struct runtime *rt = p->rt;
+	struct hcheck **pp, *hc;
+	size_t total = 0, i = 0;
 
-	if (b->proxy->hc_closing) {
-		b->proxy->hc_closing--;
-		proxy_maybe_stopped(b->proxy);
+	for (hc = p->hchecks; hc; hc = hc->next)
+		hc->seen = 0;
+	for (size_t pi = 0; pi < rt->npools; pi++)
+		total += rt->pools[pi].n;
+	for (size_t pi = 0; pi < rt->npools; pi++) {
+		const struct rpool *rp = &rt->pools[pi];
+
+		for (size_t k = 0; k < rp->n; k++, i++) {
+			struct backend *b = rp->bs[k];
+
+			if (!rp->cfg->health.enabled)
+				continue;
+			hc = b->hc;
+			if (hc && !hc->stopping) {
+				hc->seen = 1;
+				hc->pool = rp->cfg;
+				if (hc->interval_ms != rp->cfg->health.interval_ms)
+					hc_start_timer(hc, i, total);
+				continue;
+			}
+			if (hc)
+				continue; /* still closing from a removal */
+			hc = calloc(1, sizeof(*hc));
+			SK_ASSERT(hc != NULL);
+			hc->proxy = p;
+			hc->b = b;
+			atomic_fetch_add(&b->refs, 1);
+			b->hc = hc;
+			hc->pool = rp->cfg;
+			hc->seen = 1;
+			buf_init(&hc->in);
+			buf_init(&hc->req);
+			uv_timer_init(p->control, &hc->timer);
+			uv_timer_init(p->control, &hc->timeout);
+			hc->timer.data = hc;
+			hc->timeout.data = hc;
+			hc_start_timer(hc, i, total);
+			hc->next = p->hchecks;
+			p->hchecks = hc;
+		}
+	}
+	/* Stop the checks of backends that left (or whose pool turned checks
+	 * off: such a backend counts as up). */
+	for (pp = &p->hchecks; (hc = *pp) != NULL;) {
+		if (hc->seen) {
+			pp = &hc->next;
+			continue;
+		}
+		*pp = hc->next;
+		hc_stop(p, hc);
 	}
 }
 
 void health_stop(struct proxy *p)
 {
-	if (!p->health_running)
-		return;
-	p->health_running = 0;
-	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[i];
+	struct hcheck *hc;
 
-		p->hc_closing += 2;
-		uv_close((uv_handle_t *)&b->hc_timer, hc_timer_closed_cb);
-		uv_close((uv_handle_t *)&b->hc_timeout, hc_timer_closed_cb);
-		if (b->hc_tcp_open && !uv_is_closing((uv_handle_t *)&b->hc_tcp)) {
-			p->hc_closing++;
-			b->hc_tcp.data = b;
-			uv_close((uv_handle_t *)&b->hc_tcp, check_done_cb);
-		} else if (b->hc_tcp_open) {
-			/* Its close is already under way; count it too. */
-			p->hc_closing++;
-		}
+	while ((hc = p->hchecks) != NULL) {
+		p->hchecks = hc->next;
+		hc_stop(p, hc);
 	}
 }

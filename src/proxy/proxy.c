@@ -1,5 +1,6 @@
 /*
- * proxy.c - the proxy's lifecycle: listeners, worker threads, stop.
+ * proxy.c - the proxy's lifecycle: listeners, worker threads, reload, stop,
+ * and the read side for the admin.
  *
  * Listening sockets are opened in proxy_new(), in the caller's thread and
  * before anything runs, so a bind error is reported at start-up. Each
@@ -7,8 +8,10 @@
  * (libuv 1.44 has no flag for it, so the socket is made here and handed
  * to uv_tcp_open) and the kernel spreads new connections across them.
  *
- * Stop is cooperative: the control thread flags each worker and wakes it
- * through its async handle; the worker closes its listener and idle
+ * Reload builds a new runtime from the new snapshot, swaps the proxy's
+ * pointer under rt_lock and wakes every worker, which builds its view of
+ * it; requests in flight keep the view they started on. Stop is
+ * cooperative the same way: the worker closes its listener and idle
  * connections, lets requests in flight finish, and its loop ends when its
  * last handle is closed (or the grace timer cuts what is left).
  */
@@ -21,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "proxy/proxy_int.h"
 
@@ -69,41 +73,45 @@ static int bound_port(int fd)
 int proxy_new(struct config *cfg, struct proxy **out, char *err, size_t errlen)
 {
 	struct proxy *p;
-	const struct cfg_pool *pool = &cfg->pools[0];
 	long ncpu;
+	int r;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
-	p->cfg = config_ref(cfg);
+	pthread_mutex_init(&p->rt_lock, NULL);
 	p->nworkers = cfg->workers;
 	if (p->nworkers == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		p->nworkers = ncpu > 0 ? (size_t)ncpu : 1;
 	}
-	p->nbackends = pool->nbackends;
-	p->backends = calloc(p->nbackends, sizeof(*p->backends));
+	p->listen = cfg->listen;
+	p->listen.text = strdup(cfg->listen.text);
+	p->client_conns_limit = cfg->limits.client_conns;
 	p->workers = calloc(p->nworkers, sizeof(*p->workers));
-	if (p->backends == NULL || p->workers == NULL)
-		goto nomem;
-	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[i];
-
-		b->cfg = &pool->backends[i];
-		b->index = i;
-		b->proxy = p;
-		atomic_init(&b->up, 1);
-		pthread_mutex_init(&b->last_lock, NULL);
-		snprintf(b->last_check, sizeof(b->last_check), "%s",
-			 pool->health.enabled ? "pending" : "disabled");
-		buf_init(&b->hc_in);
-		buf_init(&b->hc_req);
+	if (p->workers == NULL || p->listen.text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		proxy_free(p);
+		return -ENOMEM;
 	}
+	p->rt = runtime_new(cfg, NULL, p->nworkers);
 	p->port = -1;
-	for (size_t i = 0; i < p->nworkers; i++) {
-		struct worker *w = &p->workers[i];
+	for (size_t i = 0; i < p->nworkers; i++)
+		p->workers[i].listen_fd = -1;
+	if (cfg->access_log.enabled) {
+		struct accesslog_opts o = {
+			.path = cfg->access_log.path,
+			.format = (enum accesslog_format)cfg->access_log.format,
+			.anonymize_ip = cfg->access_log.anonymize_ip,
+			.v4_prefix = (uint8_t)cfg->access_log.ipv4_prefix,
+			.v6_prefix = (uint8_t)cfg->access_log.ipv6_prefix,
+		};
 
-		w->listen_fd = -1;
+		r = accesslog_open(&o, &p->alog, err, errlen);
+		if (r < 0) {
+			proxy_free(p);
+			return r;
+		}
 	}
 	for (size_t i = 0; i < p->nworkers; i++) {
 		struct worker *w = &p->workers[i];
@@ -112,7 +120,7 @@ int proxy_new(struct config *cfg, struct proxy **out, char *err, size_t errlen)
 		w->id = i;
 		/* Port 0 (tests) binds the first socket anywhere and the rest
 		 * to the port it got. */
-		w->listen_fd = open_listener(&cfg->listen, i ? p->port : -1, err,
+		w->listen_fd = open_listener(&p->listen, i ? p->port : -1, err,
 					     errlen);
 		if (w->listen_fd < 0) {
 			proxy_free(p);
@@ -123,15 +131,27 @@ int proxy_new(struct config *cfg, struct proxy **out, char *err, size_t errlen)
 	}
 	*out = p;
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	proxy_free(p);
-	return -ENOMEM;
 }
 
 int proxy_port(const struct proxy *p)
 {
 	return p->port;
+}
+
+struct runtime *proxy_runtime_get(struct proxy *p)
+{
+	struct runtime *rt;
+
+	pthread_mutex_lock(&p->rt_lock);
+	rt = p->rt;
+	runtime_ref(rt);
+	pthread_mutex_unlock(&p->rt_lock);
+	return rt;
+}
+
+const struct config *proxy_config(const struct proxy *p)
+{
+	return p->rt->cfg;
 }
 
 /* --- workers ------------------------------------------------------------- */
@@ -159,11 +179,28 @@ static void grace_cb(uv_timer_t *t)
 	uv_async_send(&w->wake);
 }
 
+static void tick_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	if (w->alog)
+		accesslog_flush(w->alog);
+}
+
 static void worker_finish(struct worker *w)
 {
-	upstream_close_idle(w);
+	struct wview *v = w->view;
+
+	w->view = NULL;
+	wview_unref(v);
+	if (w->alog) {
+		accesslog_batch_free(w->alog);
+		w->alog = NULL;
+	}
 	if (!uv_is_closing((uv_handle_t *)&w->grace))
 		uv_close((uv_handle_t *)&w->grace, NULL);
+	if (!uv_is_closing((uv_handle_t *)&w->tick))
+		uv_close((uv_handle_t *)&w->tick, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->wake))
 		uv_close((uv_handle_t *)&w->wake, NULL);
 }
@@ -172,17 +209,19 @@ static void wake_cb(uv_async_t *a)
 {
 	struct worker *w = a->data;
 
+	if (atomic_exchange(&w->reload_requested, 0) && !w->stopping)
+		worker_reload(w);
 	if (!atomic_load(&w->stop_requested))
 		return;
 	if (!w->stopping) {
 		w->stopping = 1;
 		uv_close((uv_handle_t *)&w->listener, NULL);
 		session_shutdown_idle(w);
-		upstream_close_idle(w);
+		upstream_close_idle_view(w->view);
 		uv_timer_start(&w->grace, grace_cb,
-			       w->proxy->cfg->timeouts.shutdown_grace_ms, 0);
+			       w->view->rt->cfg->timeouts.shutdown_grace_ms, 0);
 	}
-	if (w->nclients == 0)
+	if (w->nclients == 0 && w->view)
 		worker_finish(w);
 }
 
@@ -205,21 +244,19 @@ static void *worker_main(void *arg)
 static int worker_init(struct worker *w)
 {
 	struct proxy *p = w->proxy;
-	const struct cfg_limits *l = &p->cfg->limits;
+	const struct cfg_limits *l = &p->rt->cfg->limits;
 	int r;
 
+	/* Header limits are fixed at start: buffers are sized by them. */
 	w->limits.max_head_bytes = l->header_bytes;
 	w->limits.max_headers = l->headers;
 	w->limits.max_target_bytes = l->target_bytes;
-	w->nwbs = p->nbackends;
-	w->wbs = calloc(w->nwbs, sizeof(*w->wbs));
-	if (w->wbs == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < w->nwbs; i++)
-		w->wbs[i].b = &p->backends[i];
 	r = uv_loop_init(&w->loop);
 	if (r)
 		return r;
+	worker_reload(w);
+	if (p->alog)
+		w->alog = accesslog_batch_new(p->alog);
 	uv_tcp_init(&w->loop, &w->listener);
 	w->listener.data = w;
 	r = uv_tcp_open(&w->listener, w->listen_fd);
@@ -233,6 +270,10 @@ static int worker_init(struct worker *w)
 	w->wake.data = w;
 	uv_timer_init(&w->loop, &w->grace);
 	w->grace.data = w;
+	uv_timer_init(&w->loop, &w->tick);
+	w->tick.data = w;
+	uv_timer_start(&w->tick, tick_cb, 1000, 1000);
+	uv_unref((uv_handle_t *)&w->tick);
 	return 0;
 }
 
@@ -280,11 +321,73 @@ int proxy_start(struct proxy *p, uv_loop_t *control)
 			return -r;
 		}
 	}
-	health_start(p);
+	health_sync(p);
 	p->started = 1;
-	log_info("proxy listening", "listen=%s port=%d workers=%zu backends=%zu",
-		 p->cfg->listen.text, p->port, p->nworkers, p->nbackends);
+	log_info("proxy listening", "listen=%s port=%d workers=%zu pools=%zu",
+		 p->listen.text, p->port, p->nworkers, p->rt->npools);
 	return 0;
+}
+
+static int addr_eq(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+int proxy_reload(struct proxy *p, struct config *cfg, char *err, size_t errlen)
+{
+	const struct config *old = p->rt->cfg;
+	struct runtime *rt, *prev;
+	size_t o = 0;
+	int kept = 0;
+
+	err[0] = '\0';
+#define KEEP(cond, what)                                                      \
+	do {                                                                  \
+		if (cond) {                                                   \
+			o += (size_t)snprintf(err + o, o < errlen ? errlen - o : 0, \
+					      "%s%s", kept ? ", " : "", what); \
+			kept = 1;                                             \
+		}                                                             \
+	} while (0)
+	KEEP(!addr_eq(&old->listen, &cfg->listen), "listen");
+	KEEP(old->workers != cfg->workers, "workers");
+	KEEP(old->admin.enabled != cfg->admin.enabled ||
+		     (cfg->admin.enabled &&
+		      !addr_eq(&old->admin.listen, &cfg->admin.listen)),
+	     "admin.listen");
+	KEEP(old->limits.client_conns != cfg->limits.client_conns ||
+		     old->limits.header_bytes != cfg->limits.header_bytes ||
+		     old->limits.headers != cfg->limits.headers ||
+		     old->limits.target_bytes != cfg->limits.target_bytes,
+	     "limits (header_bytes, headers, target_bytes, client_conns)");
+	KEEP(old->access_log.enabled != cfg->access_log.enabled ||
+		     (cfg->access_log.enabled &&
+		      (strcmp(old->access_log.path, cfg->access_log.path) ||
+		       old->access_log.format != cfg->access_log.format ||
+		       old->access_log.anonymize_ip != cfg->access_log.anonymize_ip ||
+		       old->access_log.ipv4_prefix != cfg->access_log.ipv4_prefix ||
+		       old->access_log.ipv6_prefix != cfg->access_log.ipv6_prefix)),
+	     "access_log");
+#undef KEEP
+	rt = runtime_new(cfg, p->rt, p->nworkers);
+	pthread_mutex_lock(&p->rt_lock);
+	prev = p->rt;
+	p->rt = rt;
+	pthread_mutex_unlock(&p->rt_lock);
+	if (p->started) {
+		health_sync(p);
+		for (size_t i = 0; i < p->nworkers; i++) {
+			atomic_store(&p->workers[i].reload_requested, 1);
+			uv_async_send(&p->workers[i].wake);
+		}
+	}
+	runtime_unref(prev);
+	log_info("configuration reloaded", "pools=%zu routes=%zu", cfg->npools,
+		 cfg->nroutes);
+	if (kept)
+		log_warn("reload kept settings that need a restart", "keys=\"%s\"",
+			 err);
+	return kept;
 }
 
 void proxy_stop(struct proxy *p, proxy_stopped_cb cb, void *ud)
@@ -315,17 +418,65 @@ void proxy_free(struct proxy *p)
 			pthread_join(w->thread, NULL);
 		if (w->listen_fd >= 0)
 			close(w->listen_fd);
-		free(w->wbs);
 	}
-	for (size_t i = 0; p->backends && i < p->nbackends; i++) {
-		buf_fini(&p->backends[i].hc_in);
-		buf_fini(&p->backends[i].hc_req);
-		pthread_mutex_destroy(&p->backends[i].last_lock);
-	}
+	if (p->alog)
+		accesslog_close(p->alog);
+	runtime_unref(p->rt);
+	pthread_mutex_destroy(&p->rt_lock);
 	free(p->workers);
-	free(p->backends);
-	config_unref(p->cfg);
+	free(p->listen.text);
 	free(p);
+}
+
+/* --- admin operations ------------------------------------------------------ */
+
+static struct backend *find_backend(struct proxy *p, const char *pool,
+				    const char *name, size_t *pi, size_t *bi)
+{
+	for (size_t i = 0; i < p->rt->npools; i++) {
+		const struct rpool *rp = &p->rt->pools[i];
+
+		if (strcmp(rp->cfg->name, pool) != 0)
+			continue;
+		for (size_t k = 0; k < rp->n; k++)
+			if (strcmp(rp->bs[k]->name, name) == 0) {
+				if (pi)
+					*pi = i;
+				if (bi)
+					*bi = k;
+				return rp->bs[k];
+			}
+	}
+	return NULL;
+}
+
+int proxy_backend_op(struct proxy *p, const char *pool, const char *backend,
+		     enum proxy_backend_op op, uint32_t weight)
+{
+	struct backend *b = find_backend(p, pool, backend, NULL, NULL);
+
+	if (b == NULL)
+		return -ENOENT;
+	switch (op) {
+	case PROXY_BACKEND_DRAIN:
+		atomic_store(&b->drain, 1);
+		log_warn("backend draining", "pool=%s backend=%s", pool, backend);
+		break;
+	case PROXY_BACKEND_ENABLE:
+		if (atomic_exchange(&b->drain, 0))
+			atomic_store(&b->up_since_ms, clock_mono_ms());
+		atomic_store(&b->eject_until_ms, 0);
+		log_warn("backend enabled", "pool=%s backend=%s", pool, backend);
+		break;
+	case PROXY_BACKEND_SET_WEIGHT:
+		if (weight > 1000)
+			return -EINVAL;
+		atomic_store(&b->weight_override, weight);
+		log_warn("backend weight set", "pool=%s backend=%s weight=%u", pool,
+			 backend, weight);
+		break;
+	}
+	return 0;
 }
 
 /* --- read side ----------------------------------------------------------- */
@@ -340,49 +491,58 @@ void proxy_stats_read(const struct proxy *p, struct proxy_stats *st)
 			st->responses[k] += counter_get(&w->responses[k]);
 		st->requests += counter_get(&w->requests);
 		st->accepted += counter_get(&w->accepted);
+		st->retries += counter_get(&w->retries);
+		st->retries_denied += counter_get(&w->retries_denied);
 		st->in_flight += atomic_load_explicit(
 			(_Atomic int64_t *)&w->in_flight, memory_order_relaxed);
 		st->connections += atomic_load_explicit(
 			(_Atomic int64_t *)&w->connections, memory_order_relaxed);
+		st->queued += atomic_load_explicit((_Atomic int64_t *)&w->queued,
+						   memory_order_relaxed);
 	}
 }
 
 size_t proxy_pool_count(const struct proxy *p)
 {
-	return p->cfg->npools ? 1 : 0;
+	return p->rt->npools;
 }
 
 const char *proxy_pool_name(const struct proxy *p, size_t pool)
 {
-	(void)pool;
-	return p->cfg->pools[0].name;
+	return p->rt->pools[pool].cfg->name;
+}
+
+const char *proxy_pool_balance(const struct proxy *p, size_t pool)
+{
+	return balance_algo_name(
+		(enum balance_algo)p->rt->pools[pool].cfg->balance);
 }
 
 size_t proxy_backend_count(const struct proxy *p, size_t pool)
 {
-	(void)pool;
-	return p->nbackends;
+	return p->rt->pools[pool].n;
 }
 
 void proxy_backend_info(const struct proxy *p, size_t pool, size_t i,
 			struct proxy_backend_info *out)
 {
-	struct backend *b = &p->backends[i];
+	const struct rpool *rp = &p->rt->pools[pool];
+	struct backend *b = rp->bs[i];
+	uint32_t wo = atomic_load(&b->weight_override);
 
-	(void)pool;
 	memset(out, 0, sizeof(*out));
-	out->name = b->cfg->name;
-	out->address = b->cfg->addr.text;
-	out->weight = b->cfg->weight;
+	out->name = b->name;
+	out->address = b->addr.text;
+	out->weight = wo ? wo : rp->cfg->backends[i].weight;
+	out->backup = rp->cfg->backends[i].backup;
+	out->draining = atomic_load(&b->drain);
+	out->ejected = clock_mono_ms() < atomic_load(&b->eject_until_ms);
+	out->ejections = counter_get(&b->ejections);
 	out->state = atomic_load(&b->up) ? PROXY_BACKEND_UP : PROXY_BACKEND_DOWN;
-	for (size_t k = 0; k < p->nworkers; k++) {
-		struct wbackend *wb = &p->workers[k].wbs[i];
-
-		if (p->workers[k].wbs == NULL)
-			continue;
-		out->requests += counter_get(&wb->requests);
-		out->failures += counter_get(&wb->failures);
-		out->active += atomic_load_explicit(&wb->active,
+	for (size_t k = 0; k < b->nworkers; k++) {
+		out->requests += counter_get(&b->ws[k].requests);
+		out->failures += counter_get(&b->ws[k].failures);
+		out->active += atomic_load_explicit(&b->ws[k].active,
 						    memory_order_relaxed);
 	}
 	out->checks_ok = counter_get(&b->checks_ok);

@@ -1,11 +1,27 @@
 /*
  * proxy_int.h - shared between the files of the proxy module only.
  *
- * Ownership: struct proxy owns the config reference, the backends (shared,
- * read by every worker) and the workers. A worker owns its loop, its
- * listener, its client sessions and its backend connections; nothing of a
- * worker is touched by another thread except its counters (written by the
- * worker, read by anyone with relaxed atomics) and its async handle.
+ * Three layers of state, by lifetime:
+ *
+ *   struct backend   one per (pool, name, address); shared by all workers
+ *                    and carried across reloads while the config keeps it,
+ *                    so health, ejection, drain and counters survive a
+ *                    reload. Reference-counted; its fields are atomics or
+ *                    owned by the control thread.
+ *   struct runtime   one per config snapshot: the pools and their backends
+ *                    in config order. Reference-counted: the proxy holds
+ *                    the current one, each worker view holds the one it
+ *                    was built from.
+ *   struct wview     one per worker and runtime: the worker's balancing
+ *                    state, idle connections and queue. Worker-local
+ *                    refcount: the worker holds its current view, every
+ *                    session holds the view its request started on, so a
+ *                    request in flight finishes on the config it began
+ *                    with.
+ *
+ * Nothing of a worker is touched by another thread except its counters
+ * (written by the worker, read by anyone with relaxed atomics) and its
+ * async handle.
  */
 #ifndef SK_PROXY_INT_H
 #define SK_PROXY_INT_H
@@ -18,10 +34,14 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "http/http.h"
+#include "proxy/accesslog.h"
+#include "proxy/balance.h"
 #include "proxy/proxy.h"
 
 struct worker;
 struct client;
+struct wview;
+struct wpool;
 
 /* A counter written by one thread and read by others: a relaxed load and
  * store, no locked instruction on the hot path. */
@@ -36,32 +56,57 @@ static inline uint64_t counter_get(const sk_counter *c)
 	return atomic_load_explicit((sk_counter *)c, memory_order_relaxed);
 }
 
-/* Health and identity of one backend, shared by all workers. */
+/* One worker's counters for one backend, on its own cache line. */
+struct bstat {
+	sk_counter requests;
+	sk_counter failures;
+	sk_counter retries;
+	_Atomic int64_t active; /* requests in flight from this worker */
+	char pad[64 - 4 * sizeof(uint64_t)];
+};
+
+struct hcheck; /* health.c */
+
 struct backend {
-	const struct cfg_backend *cfg;
-	size_t index;
-	_Atomic int up;
+	_Atomic unsigned refs;
+	/* Identity: immutable. */
+	char *pool;
+	char *name;
+	struct cfg_addr addr; /* text owned here */
+	uint64_t id_hash;     /* balance_hash of "pool/name" */
 
-	/* Control thread only. */
-	uint32_t rise_count;
-	uint32_t fall_count;
-	uv_timer_t hc_timer;
-	uv_timer_t hc_timeout;
-	uv_tcp_t hc_tcp;
-	uv_connect_t hc_connect;
-	uv_write_t hc_write;
-	int hc_busy;
-	int hc_tcp_open;
-	struct buf hc_in;
-	struct buf hc_req;
-	uint64_t hc_started;
-	struct proxy *proxy;
+	/* State shared by every worker. */
+	_Atomic int up;			/* health checks pass */
+	_Atomic int drain;		/* admin: no new requests */
+	_Atomic uint32_t weight_override; /* admin set-weight; 0 = none */
+	_Atomic uint64_t up_since_ms;	/* became eligible (slow start) */
+	_Atomic uint64_t eject_until_ms; /* passive ejection */
+	_Atomic uint32_t fail_streak;
+	_Atomic uint32_t eject_count;	/* consecutive ejections */
+	sk_counter ejections;
 
-	/* Written by the control thread, read by the admin. */
+	struct bstat *ws; /* [nworkers] */
+	size_t nworkers;
+
+	/* Health: written by the control thread, read by the admin. */
+	struct hcheck *hc;
 	sk_counter checks_ok;
 	sk_counter checks_failed;
 	pthread_mutex_t last_lock;
 	char last_check[96];
+};
+
+struct rpool {
+	const struct cfg_pool *cfg;
+	struct backend **bs; /* [n], one reference each */
+	size_t n;
+};
+
+struct runtime {
+	_Atomic unsigned refs;
+	struct config *cfg; /* one reference */
+	struct rpool *pools;
+	size_t npools;
 };
 
 /* A connection to a backend, owned by one worker. */
@@ -80,8 +125,6 @@ struct bconn {
 	struct http_parser parser;
 	struct http_msg msg;
 	struct http_header *hdrs;
-	struct http_chunked chunked;
-	uint64_t body_left;
 	unsigned connected : 1;
 	unsigned reused : 1;
 	unsigned writing : 1;
@@ -91,23 +134,54 @@ struct bconn {
 	unsigned got_bytes : 1; /* any response byte for the current request */
 };
 
-/* Per worker view of a backend: its idle connections and counters. */
+/* A worker's view of one backend. */
 struct wbackend {
 	struct backend *b;
+	const struct cfg_backend *cfg;
+	struct wpool *wp;
+	struct bstat *st; /* &b->ws[worker id] */
 	struct bconn *idle;
 	uint32_t nidle;
-	int64_t cur_weight; /* smooth weighted round robin */
-	sk_counter requests;
-	sk_counter failures;
-	_Atomic int64_t active;
+	uint32_t max_conns; /* resolved: backend's, else the pool's; 0 = none */
+	double ewma_us;
+	uint64_t ewma_at_us;
+};
+
+struct wpool {
+	const struct cfg_pool *cfg;
+	struct wview *view;
+	struct wbackend *wbs;
+	struct balance_node *nodes;
+	size_t n;
+	struct balance_state bst;
+	/* Requests waiting for a backend under max_conns. */
+	struct client *qhead, *qtail;
+	uint32_t qlen;
+};
+
+struct wview {
+	int refs; /* worker-local */
+	struct worker *w;
+	struct runtime *rt;
+	struct wpool *pools;
+	size_t npools;
 };
 
 struct wstats {
 	sk_counter responses[6];
 	sk_counter requests;
 	sk_counter accepted;
+	sk_counter retries;
+	sk_counter retries_denied; /* by the budget */
 	_Atomic int64_t in_flight;
 	_Atomic int64_t connections;
+	_Atomic int64_t queued;
+};
+
+struct budget {
+	uint64_t window_start_ms;
+	uint32_t req_cur, req_prev;
+	uint32_t retry_cur, retry_prev;
 };
 
 struct worker {
@@ -118,21 +192,23 @@ struct worker {
 	uv_tcp_t listener;
 	uv_async_t wake;
 	uv_timer_t grace;
+	uv_timer_t tick; /* 1 s: access log flush */
 	int listen_fd;
 	_Atomic int stop_requested;
+	_Atomic int reload_requested;
 	int stopping;
 	struct client *clients; /* doubly linked list of live sessions */
 	uint32_t nclients;
-	struct wbackend *wbs;	/* one per backend of pool 0 */
-	size_t nwbs;
+	struct wview *view; /* current */
 	struct wstats st;
 	struct http_limits limits;
+	struct budget budget;
+	struct accesslog_batch *alog;
 };
 
 struct proxy {
-	struct config *cfg;
-	struct backend *backends; /* pool 0 */
-	size_t nbackends;
+	struct runtime *rt; /* current; swap under rt_lock */
+	pthread_mutex_t rt_lock;
 	struct worker *workers;
 	size_t nworkers;
 	int port;
@@ -141,14 +217,19 @@ struct proxy {
 	_Atomic size_t workers_done;
 	proxy_stopped_cb stopped_cb;
 	void *stopped_ud;
-	int health_running;
-	int started; /* worker threads are running */
+	int started;
+	struct hcheck *hchecks; /* health.c: one per checked backend */
 	size_t hc_closing;
+	struct accesslog *alog;
+	/* Fixed at start: not reloadable. */
+	struct cfg_addr listen;
+	uint32_t client_conns_limit;
 };
 
 enum cstate {
 	C_IDLE = 0, /* between requests: keep-alive timer */
 	C_HEAD,	    /* reading a request head: header timer */
+	C_QUEUED,   /* waiting for a backend under max_conns */
 	C_UPSTREAM, /* the request is with a backend */
 	C_ERROR,    /* writing a locally generated response */
 	C_CLOSED,
@@ -157,10 +238,12 @@ enum cstate {
 /* A client connection and the request it is serving. */
 struct client {
 	uv_tcp_t tcp;
-	uv_timer_t timer;
+	uv_timer_t timer;     /* header, keep-alive, body, queue timeouts */
+	uv_timer_t req_timer; /* the whole request */
 	uv_write_t write;
 	struct worker *w;
 	struct client *prev, *next;
+	struct client *qnext; /* queue link */
 	enum cstate state;
 	int handles_open;
 	char peer[64];
@@ -171,6 +254,11 @@ struct client {
 	struct http_msg req;
 	struct http_header *hdrs;
 
+	/* The request's config: the view it started on (one reference). */
+	struct wview *view;
+	const struct cfg_route *route; /* NULL: no routes configured */
+	struct wpool *wp;
+
 	struct buf reqhead;  /* serialized head for the backend */
 	struct buf out;	     /* serialized head (or error) for the client */
 	struct buf dechunk;  /* chunked body decoded for HTTP/1.0 clients */
@@ -178,6 +266,8 @@ struct client {
 	struct wbackend *wb;
 	struct wbackend *failed; /* last backend that failed this request */
 	uint32_t attempts;
+	uint32_t retries;
+	char sticky_set[24];	 /* cookie value to set on the response */
 
 	uint64_t req_left;
 	struct http_chunked req_chunked;
@@ -186,43 +276,92 @@ struct client {
 	size_t bwrite_n; /* body bytes in the backend write in flight */
 	size_t cwrite_n; /* body bytes of bc->in in the client write */
 	int status;	 /* status sent to the client */
-	uint64_t t_start;
+	uint64_t t_start_us;
+	uint64_t t_start_wall_ms;
+	uint64_t t_backend_us; /* when the current attempt was sent */
+	double upstream_ms;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
 
 	unsigned reading : 1;
 	unsigned writing : 1;
 	unsigned in_flight : 1;
 	unsigned req_head_sent : 1;
 	unsigned req_body_done : 1;
+	unsigned replayable : 1; /* the whole body is still in c->in */
 	unsigned resp_head_ready : 1; /* the final response head is parsed */
 	unsigned resp_head_sent : 1;
 	unsigned resp_body_done : 1;
 	unsigned dechunking : 1;
 	unsigned close_after : 1;
+	unsigned counted_active : 1; /* wb->st->active holds this request */
 };
+
+/* runtime.c */
+struct runtime *runtime_new(struct config *cfg, struct runtime *prev,
+			    size_t nworkers);
+void runtime_ref(struct runtime *rt);
+void runtime_unref(struct runtime *rt);
+void backend_unref(struct backend *b);
+struct wview *wview_new(struct worker *w, struct runtime *rt);
+void wview_unref(struct wview *v);
+/* Swaps the worker to the proxy's current runtime, moving idle
+ * connections of unchanged backends to the new view. */
+void worker_reload(struct worker *w);
+/* Effective weight of a backend for balancing now (slow start, admin
+ * override), or 0 when it is not eligible (down, drained, ejected). */
+uint32_t backend_weight(const struct backend *b, const struct cfg_pool *pool,
+			const struct cfg_backend *bc, uint64_t now_ms);
+/* Passive health: a request on b failed / succeeded. */
+void backend_failure(struct backend *b, const struct cfg_pool *pool,
+		     uint64_t now_ms);
+void backend_success(struct backend *b);
 
 /* session.c */
 void session_accept(struct worker *w);
+void session_shutdown_idle(struct worker *w);
+void session_close_all(struct worker *w);
 /* Called by upstream.c when a new backend connection is up (status 0) or
  * failed (negative errno). */
 void session_on_connect(struct bconn *bc, int status);
-void session_shutdown_idle(struct worker *w);
-void session_close_all(struct worker *w);
+/* A queued request may go now (a slot freed) or must give up. */
+void session_dequeued(struct client *c);
 
 /* upstream.c */
-struct wbackend *upstream_pick(struct worker *w, const struct wbackend *avoid);
-/* Takes an idle connection to wb or starts a new one; NULL on error. */
-struct bconn *upstream_get(struct worker *w, struct wbackend *wb);
+/*
+ * Picks a backend of wp for c. Returns the wbackend, or NULL with *full
+ * set when every eligible backend is at max_conns (queue), clear when no
+ * backend is eligible at all.
+ */
+struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full);
+/* Takes an idle connection to wb or starts a new one (connect timeout
+ * connect_ms); NULL on error. */
+struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
+			   uint32_t connect_ms);
 /* Returns a connection after a complete exchange: idle or closed. */
 void upstream_release(struct bconn *bc, int reusable);
 void upstream_close(struct bconn *bc);
-void upstream_close_idle(struct worker *w);
+void upstream_close_idle_view(struct wview *v);
+/* A request on wb finished: wake a queued request of its pool. */
+void upstream_slot_freed(struct wpool *wp);
+void queue_remove(struct wpool *wp, struct client *c);
 
-/* proxy.c: calls the stopped callback once workers and checks are gone. */
-void proxy_maybe_stopped(struct proxy *p);
+/* route.c */
+/* The route for a request, or NULL when routes exist and none matches
+ * (*none set); with no routes configured returns NULL, *none clear. */
+const struct cfg_route *route_match(const struct config *cfg,
+				    const struct http_msg *m, const char *base,
+				    int *none);
 
 /* health.c */
-void health_start(struct proxy *p);
+void health_sync(struct proxy *p); /* start/stop checks for p->rt */
 void health_stop(struct proxy *p);
 void backend_set_last(struct backend *b, const char *text);
+
+/* proxy.c */
+/* Calls the stopped callback once workers and checks are gone. */
+void proxy_maybe_stopped(struct proxy *p);
+/* The proxy's current runtime, with a reference for the caller. */
+struct runtime *proxy_runtime_get(struct proxy *p);
 
 #endif

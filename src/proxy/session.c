@@ -1,6 +1,7 @@
 /*
- * session.c - client sessions: read a request, relay it to a backend,
- * relay the response back, keep the connection for the next request.
+ * session.c - client sessions: read a request, route it, relay it to a
+ * backend (retrying where that is safe), relay the response back, keep the
+ * connection for the next request.
  *
  * Bodies are streamed, never buffered whole. Each direction has at most
  * one write in flight, and the side that feeds it stops reading until the
@@ -10,17 +11,26 @@
  * decoder only finds where the body ends), so what reaches the backend is
  * exactly what the parser accepted.
  *
+ * Retries. A request is tried again on another backend when:
+ *   - nothing of it reached a backend (connect refused or timed out): any
+ *     method, a POST included;
+ *   - it may have reached one (reset or timeout before a response, or a
+ *     response status listed in retry.on_status): only methods listed in
+ *     retry.methods (the idempotent ones by default), and only while its
+ *     whole body is still in our buffer (bodies up to REPLAY_MAX).
+ * Each retry needs room in the worker's retry budget (a share of recent
+ * requests), so retries cannot multiply an outage. A POST that left is
+ * never sent twice: that is how a checkout is never placed twice.
+ *
  * Invariants:
  *   - c->in holds the current request head from offset 0 until the request
- *     is finished; body bytes after it are dropped as soon as they have
- *     been written to the backend (in.len is cut back to head_len), so the
- *     buffer stays bounded by the head plus one read.
+ *     is finished; body bytes after it stay while the body is replayable
+ *     and are dropped once written otherwise (in.len cut back to head_len).
  *   - c->bc is set exactly while a backend connection serves this request,
  *     and bc->c == c.
- *   - A request is retried on another backend only while nothing of it has
- *     reached a backend (connect failure), or, for a bodyless idempotent
- *     request, when a reused keep-alive connection closed before answering.
- *     A POST whose bytes left is never sent twice.
+ *   - c->view is held (a reference) from the head to the end of the
+ *     request: the request runs on the config it started on.
+ *   - wb->st->active counts the request while c->counted_active.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +44,8 @@
 
 #define HDR_SKIP 0x80 /* local flag: dropped here and re-added by us */
 #define READ_CHUNK 65536
+#define REPLAY_MAX (64 * 1024) /* bodies kept for a retry */
+#define EWMA_TAU_US 10e6
 
 static void client_close(struct client *c);
 static void client_next_request(struct client *c);
@@ -43,9 +55,40 @@ static void pump_resp(struct client *c);
 static void dispatch(struct client *c);
 static void backend_failed(struct client *c, int err, int timeout);
 
+static inline uint64_t now_us(void)
+{
+	return clock_mono_ns() / 1000;
+}
+
+static const struct config *ccfg(struct client *c)
+{
+	return c->view ? c->view->rt->cfg : c->w->view->rt->cfg;
+}
+
 static const struct cfg_timeouts *tmo(struct client *c)
 {
-	return &c->w->proxy->cfg->timeouts;
+	return &ccfg(c)->timeouts;
+}
+
+static uint32_t connect_ms(struct client *c)
+{
+	if (c->route && c->route->timeouts.connect_ms)
+		return c->route->timeouts.connect_ms;
+	return tmo(c)->connect_ms;
+}
+
+static uint32_t response_ms(struct client *c)
+{
+	if (c->route && c->route->timeouts.backend_response_ms)
+		return c->route->timeouts.backend_response_ms;
+	return tmo(c)->backend_response_ms;
+}
+
+static uint32_t request_ms(struct client *c)
+{
+	if (c->route && c->route->timeouts.request_ms)
+		return c->route->timeouts.request_ms;
+	return tmo(c)->request_ms;
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -90,7 +133,7 @@ static void client_timer(struct client *c, uint64_t ms)
 	uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
 
-/* --- closing ------------------------------------------------------------ */
+/* --- the request's end: stats, log, slots ---------------------------------- */
 
 static void client_free_cb(uv_handle_t *h)
 {
@@ -106,18 +149,16 @@ static void client_free_cb(uv_handle_t *h)
 	free(c);
 }
 
-static void request_done_stats(struct client *c)
+/* The request no longer occupies wb. */
+static void release_active(struct client *c)
 {
-	struct worker *w = c->w;
+	struct wbackend *wb = c->wb;
 
-	if (!c->in_flight)
+	if (!c->counted_active)
 		return;
-	c->in_flight = 0;
-	atomic_fetch_sub_explicit(&w->st.in_flight, 1, memory_order_relaxed);
-	if (c->wb) {
-		atomic_fetch_sub_explicit(&c->wb->active, 1,
-					  memory_order_relaxed);
-	}
+	c->counted_active = 0;
+	atomic_fetch_sub_explicit(&wb->st->active, 1, memory_order_relaxed);
+	upstream_slot_freed(wb->wp);
 }
 
 static void count_status(struct client *c, int status)
@@ -128,19 +169,82 @@ static void count_status(struct client *c, int status)
 	counter_add(&c->w->st.responses[(cls >= 1 && cls <= 5) ? cls : 0], 1);
 }
 
+static void access_log(struct client *c)
+{
+	struct accesslog_entry e;
+	const char *base = c->in.data;
+	int i;
+
+	if (c->w->alog == NULL || base == NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.wall_ms = c->t_start_wall_ms;
+	e.client_ip = c->peer;
+	e.method = base + c->req.method_s.off;
+	e.method_len = c->req.method_s.len;
+	e.target = base + c->req.target.off;
+	e.target_len = c->req.target.len;
+	e.version_minor = c->req.version_minor;
+	e.status = c->status;
+	e.bytes_sent = c->bytes_out;
+	e.bytes_received = c->bytes_in;
+	if (c->req.host_idx >= 0) {
+		e.host = base + c->req.headers[c->req.host_idx].value.off;
+		e.host_len = c->req.headers[c->req.host_idx].value.len;
+	}
+	if ((i = http_msg_find(&c->req, base, "referer", 0)) >= 0) {
+		e.referer = base + c->req.headers[i].value.off;
+		e.referer_len = c->req.headers[i].value.len;
+	}
+	if ((i = http_msg_find(&c->req, base, "user-agent", 0)) >= 0) {
+		e.user_agent = base + c->req.headers[i].value.off;
+		e.user_agent_len = c->req.headers[i].value.len;
+	}
+	e.route = c->route ? c->route->name : NULL;
+	e.pool = c->wp ? c->wp->cfg->name : NULL;
+	e.backend = c->wb ? c->wb->b->name : NULL;
+	e.total_ms = (double)(now_us() - c->t_start_us) / 1000.0;
+	e.upstream_ms = c->upstream_ms;
+	e.retries = c->retries;
+	accesslog_write(c->w->alog, &e);
+}
+
+/* Everything that ends a request, whatever way it ends. */
+static void request_end(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->in_flight)
+		return;
+	c->in_flight = 0;
+	atomic_fetch_sub_explicit(&w->st.in_flight, 1, memory_order_relaxed);
+	uv_timer_stop(&c->req_timer);
+	if (c->state == C_QUEUED && c->wp)
+		queue_remove(c->wp, c);
+	access_log(c);
+	release_active(c);
+	if (c->view) {
+		wview_unref(c->view);
+		c->view = NULL;
+	}
+	c->wp = NULL;
+	c->wb = NULL;
+	c->route = NULL;
+}
+
 static void client_close(struct client *c)
 {
 	struct worker *w = c->w;
 
 	if (c->state == C_CLOSED)
 		return;
-	c->state = C_CLOSED;
-	request_done_stats(c);
 	if (c->bc) {
 		c->bc->c = NULL;
 		upstream_close(c->bc);
 		c->bc = NULL;
 	}
+	request_end(c);
+	c->state = C_CLOSED;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -151,6 +255,7 @@ static void client_close(struct client *c)
 	atomic_fetch_sub_explicit(&w->st.connections, 1, memory_order_relaxed);
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, client_free_cb);
+	uv_close((uv_handle_t *)&c->req_timer, client_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, client_free_cb);
 	if (w->stopping && w->nclients == 0)
 		uv_async_send(&w->wake);
@@ -173,12 +278,13 @@ static void error_write_cb(uv_write_t *wr, int status)
 }
 
 /*
- * Answers the current request locally (a parse error, 502/503/504). When
- * part of the response already went out, all we can do is cut the
+ * Answers the current request locally (a parse error, 404, 502/503/504).
+ * When part of the response already went out, all we can do is cut the
  * connection so the client sees a truncated message, not a wrong one.
+ * retry_after > 0 adds a Retry-After header.
  */
-static void reply_error(struct client *c, int status, const char *detail,
-			int close)
+static void reply_error_ra(struct client *c, int status, const char *detail,
+			   int close, int retry_after)
 {
 	uv_buf_t b;
 
@@ -191,6 +297,8 @@ static void reply_error(struct client *c, int status, const char *detail,
 		upstream_close(c->bc);
 		c->bc = NULL;
 	}
+	if (c->state == C_QUEUED && c->wp)
+		queue_remove(c->wp, c);
 	client_read_stop(c);
 	uv_timer_stop(&c->timer);
 	/* Without the whole request body read, we cannot tell where the next
@@ -201,8 +309,23 @@ static void reply_error(struct client *c, int status, const char *detail,
 	c->state = C_ERROR;
 	buf_reset(&c->out);
 	http_error_response(&c->out, status, detail, close);
+	if (retry_after > 0) {
+		char ra[40];
+		char *end = memmem(c->out.data, c->out.len, "\r\n\r\n", 4);
+		size_t at = end ? (size_t)(end - c->out.data) + 2 : 0;
+		int n = snprintf(ra, sizeof(ra), "Retry-After: %d\r\n", retry_after);
+
+		if (end) {
+			buf_reserve(&c->out, (size_t)n);
+			memmove(c->out.data + at + n, c->out.data + at,
+				c->out.len - at);
+			memcpy(c->out.data + at, ra, (size_t)n);
+			c->out.len += (size_t)n;
+		}
+	}
 	count_status(c, status);
-	request_done_stats(c);
+	c->bytes_out += c->out.len;
+	request_end(c);
 	b = uv_buf_init(c->out.data, (unsigned)c->out.len);
 	c->write.data = c;
 	c->writing = 1;
@@ -210,18 +333,134 @@ static void reply_error(struct client *c, int status, const char *detail,
 		     error_write_cb) != 0) {
 		c->writing = 0;
 		client_close(c);
+		return;
 	}
 	/* Give the client a bounded time to take the answer. */
 	client_timer(c, tmo(c)->client_body_ms);
 }
 
-/* --- the request head --------------------------------------------------- */
-
-static int is_idempotent(enum http_method m)
+static void reply_error(struct client *c, int status, const char *detail,
+			int close)
 {
-	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
-	       m == HTTP_M_PUT || m == HTTP_M_DELETE || m == HTTP_M_TRACE;
+	reply_error_ra(c, status, detail, close, 0);
 }
+
+/* --- retry policy ----------------------------------------------------------- */
+
+static int method_listed(const struct cfg_retry *r, enum http_method m)
+{
+	static const enum http_method map[] = {
+		HTTP_M_GET,   HTTP_M_HEAD,    HTTP_M_POST,  HTTP_M_PUT,
+		HTTP_M_DELETE, HTTP_M_OPTIONS, HTTP_M_PATCH, HTTP_M_TRACE,
+	};
+
+	for (size_t i = 0; i < r->nmethods; i++)
+		if ((size_t)r->methods[i].method < sizeof(map) / sizeof(map[0]) &&
+		    map[r->methods[i].method] == m)
+			return 1;
+	return 0;
+}
+
+static int method_retryable(struct client *c)
+{
+	enum http_method m = c->req.method;
+
+	if (c->route)
+		return method_listed(&c->route->retry, m);
+	/* No routes: the default policy, the idempotent methods. */
+	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
+	       m == HTTP_M_PUT || m == HTTP_M_DELETE;
+}
+
+static uint32_t retry_attempts(struct client *c)
+{
+	return c->route ? c->route->retry.attempts : 2;
+}
+
+static void budget_roll(struct worker *w, const struct cfg_retry_budget *rb)
+{
+	struct budget *b = &w->budget;
+	uint64_t now = clock_mono_ms();
+
+	if (now - b->window_start_ms < rb->window_ms)
+		return;
+	if (now - b->window_start_ms < 2 * (uint64_t)rb->window_ms) {
+		b->req_prev = b->req_cur;
+		b->retry_prev = b->retry_cur;
+	} else {
+		b->req_prev = b->retry_prev = 0;
+	}
+	b->req_cur = b->retry_cur = 0;
+	b->window_start_ms = now;
+}
+
+/* Takes one retry from the budget; 0 when it is spent. */
+static int budget_take(struct client *c)
+{
+	const struct cfg_retry_budget *rb = &ccfg(c)->retry_budget;
+	struct budget *b = &c->w->budget;
+	uint64_t allowed;
+
+	budget_roll(c->w, rb);
+	allowed = (uint64_t)(b->req_cur + b->req_prev) * rb->percent / 100;
+	if (allowed < rb->min_retries)
+		allowed = rb->min_retries;
+	if ((uint64_t)b->retry_cur + b->retry_prev >= allowed) {
+		counter_add(&c->w->st.retries_denied, 1);
+		return 0;
+	}
+	b->retry_cur++;
+	return 1;
+}
+
+/* May this request go again to another backend? reached: some of it may
+ * have been acted on by the backend that failed. */
+static int may_retry(struct client *c, int reached)
+{
+	if (c->retries >= retry_attempts(c))
+		return 0;
+	if (reached && (!method_retryable(c) || !c->replayable))
+		return 0;
+	return budget_take(c);
+}
+
+/* Rewinds the request so it can be sent again from its first byte. */
+static void rewind_request(struct client *c)
+{
+	c->in_pos = c->req.head_len;
+	c->req_head_sent = 0;
+	c->bwrite_n = 0;
+	switch (c->req.body) {
+	case HTTP_BODY_LENGTH:
+		c->req_left = c->req.content_length;
+		c->req_body_done = c->req_left == 0;
+		break;
+	case HTTP_BODY_CHUNKED:
+		http_chunked_init(&c->req_chunked, 0);
+		c->req_left = 0;
+		c->req_body_done = 0;
+		break;
+	default:
+		c->req_body_done = 1;
+		break;
+	}
+	c->resp_head_ready = 0;
+	c->resp_body_done = 0;
+	c->sticky_set[0] = '\0';
+}
+
+static void retry(struct client *c)
+{
+	c->retries++;
+	counter_add(&c->w->st.retries, 1);
+	if (c->wb)
+		counter_add(&c->wb->st->retries, 1);
+	c->failed = c->wb;
+	rewind_request(c);
+	dispatch(c);
+}
+
+/* --- the request head --------------------------------------------------- */
 
 /* Builds the head the backend gets: hop-by-hop fields removed, and
  * X-Forwarded-For, X-Forwarded-Proto and Via added. */
@@ -230,7 +469,6 @@ static void build_request_head(struct client *c)
 	struct http_msg *m = &c->req;
 	const char *base = c->in.data;
 	struct buf *o = &c->reqhead;
-	int xff_seen = 0;
 
 	for (uint32_t i = 0; i < m->nheaders; i++) {
 		struct http_header *h = &m->headers[i];
@@ -244,8 +482,7 @@ static void build_request_head(struct client *c)
 	if (m->host_idx < 0) {
 		/* HTTP/1.0 without Host: the backend speaks 1.1 and needs
 		 * one. */
-		http_serialize_header(o, "Host",
-				      c->wb->b->cfg->addr.text);
+		http_serialize_header(o, "Host", c->wb->b->addr.text);
 	}
 	buf_appends(o, "X-Forwarded-For: ");
 	for (uint32_t i = 0; i < m->nheaders; i++) {
@@ -256,9 +493,7 @@ static void build_request_head(struct client *c)
 			continue;
 		buf_append(o, base + h->value.off, h->value.len);
 		buf_appends(o, ", ");
-		xff_seen = 1;
 	}
-	(void)xff_seen;
 	buf_appends(o, c->peer);
 	buf_appends(o, "\r\nX-Forwarded-Proto: http\r\nVia: 1.1 storekeep\r\n\r\n");
 }
@@ -279,6 +514,12 @@ static void timer_cb(uv_timer_t *t)
 		log_info("client header timeout", "peer=%s", c->peer);
 		reply_error(c, 408, "the request head did not arrive in time", 1);
 		break;
+	case C_QUEUED:
+		log_info("queue timeout", "peer=%s pool=%s", c->peer,
+			 c->wp->cfg->name);
+		reply_error_ra(c, 503, "every backend is busy; try again shortly",
+			       0, 1);
+		break;
 	case C_UPSTREAM:
 		/* The client stopped sending its body. */
 		log_info("client body timeout", "peer=%s", c->peer);
@@ -291,17 +532,38 @@ static void timer_cb(uv_timer_t *t)
 	}
 }
 
+static void req_timer_cb(uv_timer_t *t)
+{
+	struct client *c = t->data;
+
+	if (c->state != C_UPSTREAM && c->state != C_QUEUED)
+		return;
+	log_info("request timeout", "peer=%s backend=%s", c->peer,
+		 c->wb ? c->wb->b->name : "-");
+	if (c->wb && c->bc)
+		backend_failure(c->wb->b, c->wp->cfg, clock_mono_ms());
+	reply_error(c, 504, "the request took too long", 1);
+}
+
 static void process_head(struct client *c)
 {
 	struct worker *w = c->w;
-	const struct cfg_limits *lim = &w->proxy->cfg->limits;
-	int r;
+	const struct config *cfg;
+	int r, none;
 
 	r = http_parse(&c->parser, c->in.data, c->in.len);
 	if (r == HTTP_PARSE_AGAIN) {
 		client_read_start(c);
 		return;
 	}
+	c->t_start_us = now_us();
+	c->t_start_wall_ms = clock_wall_ms();
+	c->in_flight = 1;
+	atomic_fetch_add_explicit(&w->st.in_flight, 1, memory_order_relaxed);
+	counter_add(&w->st.requests, 1);
+	budget_roll(w, &w->view->rt->cfg->retry_budget);
+	w->budget.req_cur++;
+	c->upstream_ms = -1;
 	if (r == HTTP_PARSE_ERROR) {
 		char q[128];
 
@@ -309,25 +571,22 @@ static void process_head(struct client *c)
 			 c->parser.status,
 			 log_q(q, sizeof(q), c->parser.reason));
 		c->req_body_done = 0;
+		c->bytes_in = c->in.len;
 		reply_error(c, c->parser.status, c->parser.reason, 1);
 		return;
 	}
 
-	/* A complete head. */
+	/* A complete head: it runs on the config in force now. */
+	c->view = w->view;
+	c->view->refs++;
+	cfg = c->view->rt->cfg;
 	c->state = C_UPSTREAM;
 	c->in_pos = c->req.head_len;
-	c->t_start = clock_mono_ms();
-	c->in_flight = 1;
-	atomic_fetch_add_explicit(&w->st.in_flight, 1, memory_order_relaxed);
-	counter_add(&w->st.requests, 1);
+	c->bytes_in = c->req.head_len;
 	uv_timer_stop(&c->timer);
 
 	switch (c->req.body) {
 	case HTTP_BODY_LENGTH:
-		if (c->req.content_length > lim->body_bytes) {
-			reply_error(c, 413, "the request body is too large", 1);
-			return;
-		}
 		c->req_left = c->req.content_length;
 		c->req_body_done = (c->req_left == 0);
 		break;
@@ -340,10 +599,23 @@ static void process_head(struct client *c)
 		c->req_body_done = 1;
 		break;
 	}
+	c->replayable = 1;
 	/* Until the request body is in, the client may keep sending; past
 	 * that, pipelined requests wait in the kernel until this one is
 	 * answered. */
 	client_read_stop(c);
+	if (c->req.body == HTTP_BODY_LENGTH &&
+	    c->req.content_length > cfg->limits.body_bytes) {
+		reply_error(c, 413, "the request body is too large", 1);
+		return;
+	}
+	c->route = route_match(cfg, &c->req, c->in.data, &none);
+	if (none) {
+		reply_error(c, 404, "no route for this host and path", 0);
+		return;
+	}
+	c->wp = &c->view->pools[c->route ? c->route->pool_index : 0];
+	uv_timer_start(&c->req_timer, req_timer_cb, request_ms(c), 0);
 	dispatch(c);
 }
 
@@ -354,41 +626,73 @@ static void start_exchange(struct client *c);
 static void dispatch(struct client *c)
 {
 	struct worker *w = c->w;
+	struct wpool *wp = c->wp;
 	struct wbackend *wb;
 	struct bconn *bc;
+	int full;
 
+	release_active(c);
 	for (;;) {
-		wb = upstream_pick(w, c->failed);
+		wb = upstream_pick(wp, c, &full);
+		if (wb == NULL && full) {
+			if (wp->qlen >= wp->cfg->queue_size) {
+				log_info("queue full", "pool=%s", wp->cfg->name);
+				reply_error_ra(c, 503,
+					       "every backend is busy; try again "
+					       "shortly",
+					       0, 1);
+				return;
+			}
+			c->state = C_QUEUED;
+			c->qnext = NULL;
+			if (wp->qtail)
+				wp->qtail->qnext = c;
+			else
+				wp->qhead = c;
+			wp->qtail = c;
+			wp->qlen++;
+			atomic_fetch_add_explicit(&w->st.queued, 1,
+						  memory_order_relaxed);
+			client_timer(c, wp->cfg->queue_timeout_ms);
+			return;
+		}
 		if (wb == NULL) {
-			reply_error(c,
-				    c->attempts ? 502 : 503,
+			reply_error(c, c->attempts ? 502 : 503,
 				    c->attempts ? "no backend could be reached"
 						: "no backend is available",
 				    0);
 			return;
 		}
-		if (c->wb)
-			atomic_fetch_sub_explicit(&c->wb->active, 1,
-						  memory_order_relaxed);
 		c->wb = wb;
-		atomic_fetch_add_explicit(&wb->active, 1, memory_order_relaxed);
+		c->counted_active = 1;
+		atomic_fetch_add_explicit(&wb->st->active, 1, memory_order_relaxed);
 		c->attempts++;
-		counter_add(&wb->requests, 1);
-		bc = upstream_get(w, wb);
+		counter_add(&wb->st->requests, 1);
+		bc = upstream_get(w, wb, connect_ms(c));
 		if (bc != NULL)
 			break;
-		counter_add(&wb->failures, 1);
+		counter_add(&wb->st->failures, 1);
+		release_active(c);
 		c->failed = wb;
-		if (c->attempts >= w->nwbs + 1) {
+		if (c->attempts > wp->n) {
 			reply_error(c, 502, "no backend could be reached", 0);
 			return;
 		}
 	}
+	c->state = C_UPSTREAM;
 	c->bc = bc;
 	bc->c = c;
 	if (bc->connected)
 		start_exchange(c);
 	/* else session_on_connect() continues. */
+}
+
+void session_dequeued(struct client *c)
+{
+	atomic_fetch_sub_explicit(&c->w->st.queued, 0, memory_order_relaxed);
+	uv_timer_stop(&c->timer);
+	c->state = C_UPSTREAM;
+	dispatch(c);
 }
 
 void session_on_connect(struct bconn *bc, int status)
@@ -459,52 +763,50 @@ static void start_exchange(struct client *c)
 	build_request_head(c);
 	c->req_head_sent = 0;
 	c->bwrite_n = 0;
+	c->t_backend_us = now_us();
 	bc->got_bytes = 0;
 	buf_reset(&bc->in);
 	bc->in_pos = 0;
 	http_parser_init(&bc->parser, 0, c->req.method, &bc->msg, bc->hdrs,
 			 c->w->limits.max_headers, &c->w->limits);
 	backend_read_start(bc);
-	backend_timer(bc, tmo(c)->backend_response_ms);
+	backend_timer(bc, response_ms(c));
 	pump_req(c);
 }
 
 /*
  * A backend failed this request before its response began (or timed out).
- * Retry elsewhere when nothing of the request can have been acted upon;
- * otherwise answer 502/504.
+ * Retry elsewhere when the policy allows it; otherwise answer 502/504.
  */
 static void backend_failed(struct client *c, int err, int timeout)
 {
 	struct bconn *bc = c->bc;
 	struct wbackend *wb = c->wb;
-	int sent = c->req_head_sent || c->bwrite_n > 0 || (bc && bc->writing);
 	int connected = bc && bc->connected;
-	int retry = 0;
+	int reached;
 
-	if (wb)
-		counter_add(&wb->failures, 1);
-	log_warn("backend failed", "backend=%s err=%s sent=%d",
-		 wb ? wb->b->cfg->name : "-", uv_err_name(err), sent);
+	if (wb) {
+		counter_add(&wb->st->failures, 1);
+		backend_failure(wb->b, c->wp->cfg, clock_mono_ms());
+	}
+	log_warn("backend failed", "backend=%s err=%s connected=%d",
+		 wb ? wb->b->name : "-", uv_err_name(err), connected);
 	if (c->resp_head_sent) {
 		client_close(c);
 		return;
 	}
-	if (bc && !bc->got_bytes) {
-		if (!bc->connected)
-			retry = 1; /* nothing left us */
-		else if (bc->reused && !timeout && is_idempotent(c->req.method) &&
-			 c->req.body == HTTP_BODY_NONE)
-			retry = 1; /* a stale keep-alive connection */
-	}
+	/* A stale keep-alive connection that the backend closed before
+	 * reading our request: nothing was acted upon. */
+	reached = connected && !(bc && bc->reused && !bc->got_bytes && !timeout &&
+				 c->req.body == HTTP_BODY_NONE &&
+				 method_retryable(c));
 	if (bc) {
 		bc->c = NULL;
 		upstream_close(bc);
 		c->bc = NULL;
 	}
-	if (retry && c->attempts <= c->w->nwbs) {
-		c->failed = wb;
-		dispatch(c);
+	if (may_retry(c, reached)) {
+		retry(c);
 		return;
 	}
 	if (timeout && connected)
@@ -534,8 +836,10 @@ static void backend_write_cb(uv_write_t *wr, int status)
 	c->req_head_sent = 1;
 	c->in_pos += c->bwrite_n;
 	c->bwrite_n = 0;
-	if (c->in_pos == c->in.len && c->in.len > c->req.head_len) {
+	if (c->in_pos == c->in.len && c->in.len > c->req.head_len &&
+	    (!c->replayable || c->in.len - c->req.head_len > REPLAY_MAX)) {
 		/* Forwarded body bytes are done with: keep only the head. */
+		c->replayable = 0;
 		c->in.len = c->req.head_len;
 		c->in_pos = c->req.head_len;
 	}
@@ -543,7 +847,7 @@ static void backend_write_cb(uv_write_t *wr, int status)
 }
 
 /* How many of the n bytes at p belong to the request body; marks the end
- * of the body. Returns -1 on a malformed chunked body. */
+ * of the body. Returns -1 on a malformed chunked body, -2 over the limit. */
 static ssize_t req_body_take(struct client *c, const char *p, size_t n)
 {
 	if (c->req.body == HTTP_BODY_LENGTH) {
@@ -556,13 +860,11 @@ static ssize_t req_body_take(struct client *c, const char *p, size_t n)
 	}
 	{
 		ssize_t k = http_chunked_feed(&c->req_chunked, p, n, NULL, NULL);
-		uint64_t total;
 
 		if (k < 0)
 			return -1;
 		c->req_left += (uint64_t)k;
-		total = c->req_left;
-		if (total > c->w->proxy->cfg->limits.body_bytes)
+		if (c->req_left > ccfg(c)->limits.body_bytes)
 			return -2;
 		if (c->req_chunked.done)
 			c->req_body_done = 1;
@@ -639,7 +941,7 @@ static void finish_request(struct client *c)
 		c->bc = NULL;
 		upstream_release(bc, reusable);
 	}
-	request_done_stats(c);
+	request_end(c);
 	if (c->close_after || !c->req_body_done || !c->req.keep_alive ||
 	    c->w->stopping) {
 		client_close(c);
@@ -682,12 +984,45 @@ static void dechunk_cb(void *ud, const char *p, size_t n)
 	buf_append(ud, p, n);
 }
 
+static int status_listed(const struct client *c, int status)
+{
+	if (c->route == NULL)
+		return 0;
+	for (size_t i = 0; i < c->route->retry.non_status; i++)
+		if ((int)c->route->retry.on_status[i].status == status)
+			return 1;
+	return 0;
+}
+
 static void on_response_head(struct client *c)
 {
 	struct bconn *bc = c->bc;
 	struct http_msg *m = &bc->msg;
+	struct wbackend *wb = c->wb;
 	int client10 = c->req.version_minor == 0;
+	uint64_t now = now_us();
+	double sample = (double)(now - c->t_backend_us);
 
+	c->upstream_ms = sample / 1000.0;
+	balance_ewma_update(&wb->ewma_us, sample,
+			    wb->ewma_at_us ? (double)(now - wb->ewma_at_us) : 0,
+			    EWMA_TAU_US);
+	wb->ewma_at_us = now;
+	if (m->status >= 500) {
+		counter_add(&wb->st->failures, 1);
+		backend_failure(wb->b, c->wp->cfg, clock_mono_ms());
+		if (status_listed(c, m->status) && may_retry(c, 1)) {
+			log_info("retrying after status", "backend=%s status=%d",
+				 wb->b->name, m->status);
+			bc->c = NULL;
+			upstream_close(bc);
+			c->bc = NULL;
+			retry(c);
+			return;
+		}
+	} else {
+		backend_success(wb->b);
+	}
 	count_status(c, m->status);
 	buf_reset(&c->out);
 	c->dechunking = 0;
@@ -702,11 +1037,16 @@ static void on_response_head(struct client *c)
 	}
 	http_serialize_head(&c->out, m, bc->in.data,
 			    HTTP_HDR_HOP | (c->dechunking ? HTTP_HDR_FRAMING : 0));
+	if (c->sticky_set[0])
+		buf_printf(&c->out,
+			   "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
+			   c->wp->cfg->sticky_cookie, c->sticky_set);
 	if (c->close_after)
 		buf_appends(&c->out, "Connection: close\r\n");
 	else if (client10)
 		buf_appends(&c->out, "Connection: keep-alive\r\n");
 	buf_appends(&c->out, "\r\n");
+	c->bytes_out += c->out.len;
 	bc->in_pos = m->head_len;
 
 	switch (m->body) {
@@ -749,9 +1089,7 @@ static void pump_resp(struct client *c)
 	avail = bc->in.len - bc->in_pos;
 	p = bc->in.data + bc->in_pos;
 	if (!c->resp_body_done && avail > 0) {
-		struct bconn *b = bc;
-
-		switch (b->msg.body) {
+		switch (bc->msg.body) {
 		case HTTP_BODY_LENGTH:
 			k = avail < c->resp_left ? avail : (size_t)c->resp_left;
 			c->resp_left -= k;
@@ -765,8 +1103,7 @@ static void pump_resp(struct client *c)
 
 			if (r < 0) {
 				log_warn("bad chunked response",
-					 "backend=%s reason=%s",
-					 c->wb->b->cfg->name,
+					 "backend=%s reason=%s", c->wb->b->name,
 					 c->resp_chunked.reason);
 				backend_failed(c, -EPROTO, 0);
 				return;
@@ -793,6 +1130,7 @@ static void pump_resp(struct client *c)
 		} else {
 			bufs[nb++] = uv_buf_init((char *)p, (unsigned)k);
 		}
+		c->bytes_out += c->dechunking ? c->dechunk.len : k;
 	}
 	c->cwrite_n = k;
 	if (nb == 0) {
@@ -800,10 +1138,6 @@ static void pump_resp(struct client *c)
 			/* Only chunk framing was consumed. */
 			bc->in_pos += k;
 			c->cwrite_n = 0;
-			if (c->resp_body_done) {
-				finish_request(c);
-				return;
-			}
 		}
 		if (c->resp_body_done) {
 			finish_request(c);
@@ -850,7 +1184,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	bc->in.len += (size_t)nread;
 	bc->got_bytes = 1;
-	backend_timer(bc, tmo(c)->backend_response_ms);
+	backend_timer(bc, response_ms(c));
 	if (!c->resp_head_ready) {
 		for (;;) {
 			r = http_parse(&bc->parser, bc->in.data, bc->in.len);
@@ -861,7 +1195,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 				log_warn("bad response from backend",
 					 "backend=%s status=%d reason=%s",
-					 c->wb->b->cfg->name, bc->parser.status,
+					 c->wb->b->name, bc->parser.status,
 					 log_q(q, sizeof(q), bc->parser.reason));
 				backend_failed(c, -EPROTO, 0);
 				return;
@@ -869,8 +1203,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			if (bc->msg.status >= 200 || bc->msg.status == 101)
 				break;
 			/* An interim response (100 Continue): pass it on
-			 * synchronously before the final one. Written
-			 * straight from a copy so bc->in can be reused. */
+			 * before the final one. */
 			{
 				size_t hl = bc->msg.head_len;
 				uv_buf_t ib;
@@ -893,7 +1226,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		}
 		if (bc->msg.status == 101) {
 			log_warn("backend switched protocols; not supported",
-				 "backend=%s", c->wb->b->cfg->name);
+				 "backend=%s", c->wb->b->name);
 			backend_failed(c, -EPROTO, 0);
 			return;
 		}
@@ -922,12 +1255,15 @@ static void client_next_request(struct client *c)
 	c->wb = NULL;
 	c->failed = NULL;
 	c->attempts = 0;
+	c->retries = 0;
 	c->req_head_sent = c->req_body_done = 0;
 	c->resp_head_sent = c->resp_body_done = c->resp_head_ready = 0;
 	c->close_after = 0;
 	c->dechunking = 0;
 	c->bwrite_n = c->cwrite_n = 0;
 	c->status = 0;
+	c->bytes_in = c->bytes_out = 0;
+	c->sticky_set[0] = '\0';
 	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
 			 w->limits.max_headers, &w->limits);
 	if (c->in.len > 0) {
@@ -970,6 +1306,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		process_head(c);
 		break;
 	case C_UPSTREAM:
+		c->bytes_in += (size_t)nread;
 		client_read_stop(c);
 		pump_req(c);
 		break;
@@ -991,23 +1328,17 @@ void session_accept(struct worker *w)
 	c->w = w;
 	uv_tcp_init(&w->loop, &c->tcp);
 	uv_timer_init(&w->loop, &c->timer);
+	uv_timer_init(&w->loop, &c->req_timer);
 	c->tcp.data = c;
 	c->timer.data = c;
-	c->handles_open = 2;
-	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
-		c->state = C_CLOSED;
-		uv_close((uv_handle_t *)&c->timer, client_free_cb);
-		uv_close((uv_handle_t *)&c->tcp, client_free_cb);
-		return;
-	}
+	c->req_timer.data = c;
+	c->handles_open = 3;
+	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0)
+		goto refuse;
 	c->hdrs = calloc(w->limits.max_headers, sizeof(*c->hdrs));
-	if (c->hdrs == NULL ||
-	    w->nclients >= w->proxy->cfg->limits.client_conns || w->stopping) {
-		c->state = C_CLOSED;
-		uv_close((uv_handle_t *)&c->timer, client_free_cb);
-		uv_close((uv_handle_t *)&c->tcp, client_free_cb);
-		return;
-	}
+	if (c->hdrs == NULL || w->nclients >= w->proxy->client_conns_limit ||
+	    w->stopping)
+		goto refuse;
 	uv_tcp_nodelay(&c->tcp, 1);
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1028,6 +1359,12 @@ void session_accept(struct worker *w)
 	atomic_fetch_add_explicit(&w->st.connections, 1, memory_order_relaxed);
 	c->in_pos = 0;
 	client_next_request(c);
+	return;
+refuse:
+	c->state = C_CLOSED;
+	uv_close((uv_handle_t *)&c->timer, client_free_cb);
+	uv_close((uv_handle_t *)&c->req_timer, client_free_cb);
+	uv_close((uv_handle_t *)&c->tcp, client_free_cb);
 }
 
 void session_shutdown_idle(struct worker *w)

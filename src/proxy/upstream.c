@@ -1,6 +1,13 @@
 /*
  * upstream.c - backend connections: choosing a backend, connecting,
- * keeping idle connections for reuse.
+ * keeping idle connections for reuse, and the max_conns queue.
+ *
+ * Choosing: the primaries that are eligible (up, not drained, not
+ * ejected) form the tier; only when none is eligible do the backups form
+ * it. Within the tier, a backend at its max_conns is skipped; when every
+ * one is, the request waits in the pool's queue (FIFO, per worker) until a
+ * request on the pool finishes or its queue timeout passes. The balancer
+ * (balance.c) picks among the rest.
  *
  * Each worker keeps, per backend, a LIFO list of idle keep-alive
  * connections (the most recently used is the least likely to have been
@@ -8,49 +15,202 @@
  * from the backend closes it, and it is closed after
  * pools[].keepalive_timeout, or at once when the list already holds
  * keepalive_idle connections.
- *
- * Balancing is smooth weighted round robin (as nginx does it): every pick
- * adds each eligible backend's weight to its current weight, takes the
- * largest, and subtracts the total from it. Over any window the shares
- * match the weights and the picks are interleaved, not bunched.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "proxy/proxy_int.h"
 
-struct wbackend *upstream_pick(struct worker *w, const struct wbackend *avoid)
+/* The value of cookie name in the request's Cookie headers, or NULL. */
+static const char *find_cookie(const struct http_msg *m, const char *base,
+			       const char *name, size_t *vlen)
 {
-	struct wbackend *best = NULL;
-	int64_t total = 0;
+	size_t nlen = strlen(name);
+
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+		const char *p, *end;
+
+		if (!http_span_ieq(base, h->name, "cookie"))
+			continue;
+		p = base + h->value.off;
+		end = p + h->value.len;
+		while (p < end) {
+			const char *semi = memchr(p, ';', (size_t)(end - p));
+			const char *eq;
+
+			if (semi == NULL)
+				semi = end;
+			while (p < semi && (*p == ' ' || *p == '\t'))
+				p++;
+			eq = memchr(p, '=', (size_t)(semi - p));
+			if (eq && (size_t)(eq - p) == nlen &&
+			    memcmp(p, name, nlen) == 0) {
+				*vlen = (size_t)(semi - eq - 1);
+				return eq + 1;
+			}
+			p = semi + 1;
+		}
+	}
+	return NULL;
+}
+
+/* The bytes hashed by balance: hash for this request. */
+static const char *hash_key(const struct cfg_pool *pc, struct client *c,
+			    size_t *len)
+{
+	const char *base = c->in.data;
+	int i;
+
+	switch (pc->hash_on) {
+	case CFG_HASH_CLIENT_IP:
+		*len = strlen(c->peer);
+		return c->peer;
+	case CFG_HASH_PATH: {
+		const char *t = base + c->req.target.off;
+		const char *q = memchr(t, '?', c->req.target.len);
+
+		*len = q ? (size_t)(q - t) : c->req.target.len;
+		return t;
+	}
+	case CFG_HASH_HEADER:
+		i = http_msg_find(&c->req, base, pc->hash_name, 0);
+		if (i < 0)
+			return NULL;
+		*len = c->req.headers[i].value.len;
+		return base + c->req.headers[i].value.off;
+	case CFG_HASH_COOKIE:
+		return find_cookie(&c->req, base, pc->hash_name, len);
+	}
+	return NULL;
+}
+
+/* Fills wp->nodes for one tier (primaries or backups). Returns the
+ * number of eligible backends in it, counting full ones in *full. */
+static size_t fill_tier(struct wpool *wp, int backup, uint64_t now_ms,
+			size_t *full)
+{
 	size_t eligible = 0;
 
-	for (size_t i = 0; i < w->nwbs; i++) {
-		struct wbackend *wb = &w->wbs[i];
+	*full = 0;
+	for (size_t i = 0; i < wp->n; i++) {
+		struct wbackend *wb = &wp->wbs[i];
+		struct balance_node *nd = &wp->nodes[i];
+		uint32_t w = 0;
 
-		if (!atomic_load_explicit(&wb->b->up, memory_order_relaxed))
+		if (!!wb->cfg->backup == backup)
+			w = backend_weight(wb->b, wp->cfg, wb->cfg, now_ms);
+		nd->in_flight = atomic_load_explicit(&wb->st->active,
+						     memory_order_relaxed);
+		nd->ewma_us = wb->ewma_us;
+		if (w == 0) {
+			nd->weight = 0;
 			continue;
+		}
 		eligible++;
-	}
-	for (size_t i = 0; i < w->nwbs; i++) {
-		struct wbackend *wb = &w->wbs[i];
-
-		if (!atomic_load_explicit(&wb->b->up, memory_order_relaxed))
+		if (wb->max_conns && nd->in_flight >= (int64_t)wb->max_conns) {
+			(*full)++;
+			nd->weight = 0;
 			continue;
-		/* Avoid the one that just failed, unless it is all we have. */
-		if (wb == avoid && eligible > 1)
-			continue;
-		wb->cur_weight += wb->b->cfg->weight;
-		total += wb->b->cfg->weight;
-		if (best == NULL || wb->cur_weight > best->cur_weight)
-			best = wb;
+		}
+		nd->weight = w;
 	}
-	if (best)
-		best->cur_weight -= total;
-	return best;
+	return eligible;
 }
+
+struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
+{
+	const struct cfg_pool *pc = wp->cfg;
+	uint64_t now_ms = clock_mono_ms();
+	size_t eligible, nfull;
+	const char *key = NULL;
+	size_t klen = 0;
+	int idx;
+
+	*full = 0;
+	eligible = fill_tier(wp, 0, now_ms, &nfull);
+	if (eligible == 0)
+		eligible = fill_tier(wp, 1, now_ms, &nfull);
+	if (eligible == 0)
+		return NULL;
+	if (eligible == nfull) {
+		*full = 1;
+		return NULL;
+	}
+	/* Do not pick the backend that just failed this request if another
+	 * is available. */
+	if (c->failed && eligible - nfull > 1) {
+		size_t k = (size_t)(c->failed - wp->wbs);
+
+		if (k < wp->n)
+			wp->nodes[k].weight = 0;
+	}
+	if (pc->balance == CFG_BALANCE_STICKY) {
+		const char *v = find_cookie(&c->req, c->in.data,
+					    pc->sticky_cookie, &klen);
+
+		if (v && klen == 16) {
+			for (size_t i = 0; i < wp->n; i++) {
+				char hex[17];
+
+				if (wp->nodes[i].weight == 0)
+					continue;
+				snprintf(hex, sizeof(hex), "%016llx",
+					 (unsigned long long)wp->nodes[i].id_hash);
+				if (memcmp(hex, v, 16) == 0)
+					return &wp->wbs[i];
+			}
+		}
+		idx = balance_pick(BALANCE_ROUND_ROBIN, wp->nodes, wp->n,
+				   &wp->bst, NULL, 0);
+		if (idx >= 0)
+			snprintf(c->sticky_set, sizeof(c->sticky_set), "%016llx",
+				 (unsigned long long)wp->nodes[idx].id_hash);
+		return idx >= 0 ? &wp->wbs[idx] : NULL;
+	}
+	if (pc->balance == CFG_BALANCE_HASH)
+		key = hash_key(pc, c, &klen);
+	idx = balance_pick((enum balance_algo)pc->balance, wp->nodes, wp->n,
+			   &wp->bst, key, key ? klen : 0);
+	return idx >= 0 ? &wp->wbs[idx] : NULL;
+}
+
+/* --- the queue ------------------------------------------------------------ */
+
+void queue_remove(struct wpool *wp, struct client *c)
+{
+	struct client **pp = &wp->qhead, *prev = NULL;
+
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->qnext;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = c->qnext;
+	if (wp->qtail == c)
+		wp->qtail = prev;
+	c->qnext = NULL;
+	wp->qlen--;
+	atomic_fetch_sub_explicit(&wp->view->w->st.queued, 1,
+				  memory_order_relaxed);
+}
+
+void upstream_slot_freed(struct wpool *wp)
+{
+	struct client *c = wp->qhead;
+
+	if (c == NULL)
+		return;
+	queue_remove(wp, c);
+	session_dequeued(c);
+}
+
+/* --- connections ---------------------------------------------------------- */
 
 static void bconn_free_cb(uv_handle_t *h)
 {
@@ -127,10 +287,13 @@ void upstream_release(struct bconn *bc, int reusable)
 {
 	struct wbackend *wb = bc->wb;
 	struct worker *w = bc->w;
-	const struct cfg_pool *pool = &w->proxy->cfg->pools[0];
+	const struct cfg_pool *pool = wb->wp->cfg;
 
 	bc->c = NULL;
+	/* A connection of a view that a reload replaced is not kept: its
+	 * backend may be gone or changed. */
 	if (!reusable || w->stopping || pool->keepalive_idle == 0 ||
+	    wb->wp->view != w->view ||
 	    !atomic_load_explicit(&wb->b->up, memory_order_relaxed)) {
 		upstream_close(bc);
 		return;
@@ -184,13 +347,14 @@ static void connect_cb(uv_connect_t *req, int status)
 		uv_tcp_nodelay(&bc->tcp, 1);
 	} else {
 		log_warn("backend connect failed", "backend=%s addr=%s err=%s",
-			 bc->wb->b->cfg->name, bc->wb->b->cfg->addr.text,
+			 bc->wb->b->name, bc->wb->b->addr.text,
 			 uv_err_name(status));
 	}
 	session_on_connect(bc, status);
 }
 
-struct bconn *upstream_get(struct worker *w, struct wbackend *wb)
+struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
+			   uint32_t connect_ms)
 {
 	struct bconn *bc = wb->idle;
 	int r;
@@ -221,25 +385,23 @@ struct bconn *upstream_get(struct worker *w, struct wbackend *wb)
 	bc->timer.data = bc;
 	bc->connect.data = bc;
 	r = uv_tcp_connect(&bc->connect, &bc->tcp,
-			   (const struct sockaddr *)&wb->b->cfg->addr.sa,
-			   connect_cb);
+			   (const struct sockaddr *)&wb->b->addr.sa, connect_cb);
 	if (r != 0) {
 		log_warn("backend connect failed", "backend=%s addr=%s err=%s",
-			 wb->b->cfg->name, wb->b->cfg->addr.text, uv_err_name(r));
+			 wb->b->name, wb->b->addr.text, uv_err_name(r));
 		bc->closing = 1;
 		uv_close((uv_handle_t *)&bc->timer, bconn_free_cb);
 		uv_close((uv_handle_t *)&bc->tcp, bconn_free_cb);
 		return NULL;
 	}
-	uv_timer_start(&bc->timer, connect_timer_cb,
-		       w->proxy->cfg->timeouts.connect_ms, 0);
+	uv_timer_start(&bc->timer, connect_timer_cb, connect_ms, 0);
 	return bc;
 }
 
-void upstream_close_idle(struct worker *w)
+void upstream_close_idle_view(struct wview *v)
 {
-	for (size_t i = 0; i < w->nwbs; i++) {
-		while (w->wbs[i].idle)
-			upstream_close(w->wbs[i].idle);
-	}
+	for (size_t i = 0; i < v->npools; i++)
+		for (size_t k = 0; k < v->pools[i].n; k++)
+			while (v->pools[i].wbs[k].idle)
+				upstream_close(v->pools[i].wbs[k].idle);
 }

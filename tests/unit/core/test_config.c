@@ -775,13 +775,13 @@ static void test_unknown_key(void **state)
 		 "body_bytes, client_conns)");
 	load_err("worker: 1\n" MIN_POOLS,
 		 "storekeep.yaml:1: worker: unknown key (expected one of: "
-		 "workers, listen, log, admin, limits, timeouts, pools)");
+		 "workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log)");
 	load_err(MIN_POOLS "        wieght: 2\n",
 		 "storekeep.yaml:6: pools[0].backends[0].wieght: unknown "
-		 "key (expected one of: name, address, weight)");
+		 "key (expected one of: name, address, weight, max_conns, backup)");
 	load_err("\"bad key\": 1\n",
 		 "storekeep.yaml:1: \"bad key\": unknown key (expected one "
-		 "of: workers, listen, log, admin, limits, timeouts, pools)");
+		 "of: workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log)");
 }
 
 static void test_duplicate_key(void **state)
@@ -836,18 +836,111 @@ static void test_required_keys(void **state)
 		 "missing");
 }
 
+static void test_routes(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	c = load_ok("pools:\n"
+		    "  - name: web\n"
+		    "    backends: [{name: w1, address: 127.0.0.1:8081}]\n"
+		    "  - name: pay\n"
+		    "    balance: hash\n"
+		    "    hash_on: cookie\n"
+		    "    hash_name: sk_session\n"
+		    "    backends:\n"
+		    "      - {name: p1, address: 127.0.0.1:8082}\n"
+		    "      - {name: p2, address: 127.0.0.1:8083, backup: true}\n"
+		    "routes:\n"
+		    "  - name: checkout\n"
+		    "    hosts: [Shop.Example.com, '*.example.com']\n"
+		    "    path: /checkout\n"
+		    "    pool: pay\n"
+		    "    retry:\n"
+		    "      methods: []\n"
+		    "      on_status: [502, 503]\n"
+		    "  - name: rest\n"
+		    "    pool: web\n");
+	assert_int_equal(c->nroutes, 2);
+	assert_int_equal(c->routes[0].pool_index, 1);
+	assert_int_equal(c->routes[0].nhosts, 2);
+	assert_string_equal(c->routes[0].hosts[0].pattern, "shop.example.com");
+	assert_string_equal(c->routes[0].hosts[1].pattern, "*.example.com");
+	assert_int_equal(c->routes[0].retry.nmethods, 0);
+	assert_int_equal(c->routes[0].retry.methods_set, 1);
+	assert_int_equal(c->routes[0].retry.non_status, 2);
+	assert_int_equal(c->routes[0].retry.on_status[1].status, 503);
+	assert_string_equal(c->routes[1].path, "/");
+	assert_int_equal(c->routes[1].pool_index, 0);
+	/* Default retry methods: the idempotent ones. */
+	assert_int_equal(c->routes[1].retry.nmethods, 5);
+	assert_int_equal(c->routes[1].retry.attempts, 2);
+	assert_int_equal(c->pools[1].balance, CFG_BALANCE_HASH);
+	assert_int_equal(c->pools[1].hash_on, CFG_HASH_COOKIE);
+	assert_int_equal(c->pools[1].backends[1].backup, 1);
+	config_unref(c);
+
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081}]\n"
+		 "routes:\n"
+		 "  - name: r\n"
+		 "    pool: nope\n",
+		 "storekeep.yaml:5: routes[0].pool: no pool named \"nope\"");
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    balance: hash\n"
+		 "    hash_on: header\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081}]\n",
+		 "storekeep.yaml:4: pools[0].hash_on: hash_on: header needs "
+		 "hash_name (the header to hash)");
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081, backup: true}]\n",
+		 "storekeep.yaml:3: pools[0].backends: needs at least one "
+		 "backend that is not a backup");
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081}]\n"
+		 "routes:\n"
+		 "  - name: r\n"
+		 "    pool: web\n"
+		 "    hosts: [bad_host]\n",
+		 "storekeep.yaml:7: routes[0].hosts[0]: expected a host name "
+		 "such as shop.example.com or *.example.com, got \"bad_host\"");
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081}]\n"
+		 "routes:\n"
+		 "  - name: r\n"
+		 "    pool: web\n"
+		 "    retry: {methods: [GET, FETCH]}\n",
+		 "storekeep.yaml:7: routes[0].retry.methods[1]: expected one of "
+		 "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE, got "
+		 "\"FETCH\"");
+	load_err("pools:\n"
+		 "  - name: web\n"
+		 "    balance: fastest\n"
+		 "    backends: [{name: w1, address: 127.0.0.1:8081}]\n",
+		 "storekeep.yaml:3: pools[0].balance: expected one of "
+		 "round_robin, least_conn, p2c_ewma, hash, sticky, got "
+		 "\"fastest\"");
+}
+
 static void test_list_counts(void **state)
 {
 	struct config *c;
 	char *yaml, *more;
 	int i;
 
-	load_err(MIN_POOLS
-		 "  - name: cart\n"
-		 "    backends:\n"
-		 "      - name: cart1\n"
-		 "        address: 127.0.0.1:8091\n",
-		 "storekeep.yaml:6: pools: expected at most 1 pool");
+	c = load_ok(MIN_POOLS
+		    "  - name: cart\n"
+		    "    backends:\n"
+		    "      - name: cart1\n"
+		    "        address: 127.0.0.1:8091\n");
+	assert_int_equal(c->npools, 2);
+	assert_string_equal(c->pools[1].name, "cart");
+	config_unref(c);
 
 	/* 1000 backends load; the 1001st is refused on its own line. */
 	yaml = fmt("pools:\n  - name: shop\n    backends:\n");
@@ -1309,6 +1402,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_required_keys),
 		cmocka_unit_test(test_list_counts),
+		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_unique_names),
 		cmocka_unit_test(test_health_timeout),
 		cmocka_unit_test(test_yaml_syntax),
