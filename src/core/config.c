@@ -46,6 +46,7 @@
 
 #include <yaml.h>
 
+#include "core/cron.h"
 #include "core/log.h"
 
 /* A configuration file larger than this is a mistake, not a config. */
@@ -81,6 +82,8 @@ enum ftype {
 	T_ADDR,	    /* struct cfg_addr, resolved at load */
 	T_TOKEN,    /* char *: an HTTP token (header or cookie name) */
 	T_HOST,	    /* char *: host name or "*.suffix", stored lower case */
+	T_STR,	    /* char *: printable text, length min..max */
+	T_CRON,	    /* char *: a cron expression (core/cron.h) */
 	T_MAP,	    /* embedded struct described by sub */
 	T_LIST,	    /* array of structs described by sub, count at aux */
 };
@@ -145,6 +148,7 @@ static int check_health(struct loader *l, void *obj,
 			const struct mapinfo *mi);
 static int check_route(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_retry(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_idem(struct loader *l, void *obj, const struct mapinfo *mi);
 
 const char *const config_method_names[] = {
 	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
@@ -191,6 +195,10 @@ static const struct field admin_fields[] = {
 	 .min = 1, .max = PATH_MAX - 1, .flags = F_REQUIRED | F_RELOAD,
 	 .doc = "file holding the API token (at least 16 visible characters); "
 		"must not be readable or writable by group or others"},
+	{AT("audit_log", struct cfg_admin, audit_log), .type = T_FILE,
+	 .min = 1, .max = PATH_MAX - 1,
+	 .doc = "file that gets one JSON line per admin action (who, what, "
+		"result); every action is also in the main log"},
 };
 
 static const struct section admin_section = {
@@ -512,6 +520,49 @@ static const struct section route_timeouts_section = {
 	.line_off = NO_LINE,
 };
 
+static const struct section idem_method_section = {
+	.doc = "methods",
+	.scalar = 1,
+	.noun = "method",
+	.fields = method_fields,
+	.nfields = NFIELDS(method_fields),
+	.size = sizeof(struct cfg_method),
+	.line_off = NO_LINE,
+};
+
+static const char *const inflight_names[] = {"wait", "reject", NULL};
+
+static const struct field idem_fields[] = {
+	{AT("enabled", struct cfg_idempotency, enabled), .type = T_BOOL,
+	 .def = "false", .flags = F_RELOAD,
+	 .doc = "answer a repeated Idempotency-Key with the first response "
+		"instead of forwarding it again"},
+	{AT("ttl", struct cfg_idempotency, ttl_ms), .type = T_DURATION,
+	 .min = 1000, .max = 7 * MS_DAY, .def = "24h", .flags = F_RELOAD,
+	 .doc = "how long a key and its response are remembered"},
+	{AT("on_inflight", struct cfg_idempotency, on_inflight),
+	 .type = T_ENUM, .names = inflight_names, .def = "wait",
+	 .flags = F_RELOAD,
+	 .doc = "a repeat that arrives while the first is in flight waits for "
+		"its response, or gets 409"},
+	{AT("wait", struct cfg_idempotency, wait_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_HOUR, .def = "30s", .flags = F_RELOAD,
+	 .doc = "longest wait for the first response; then 409"},
+	{AT("methods", struct cfg_idempotency, methods), .type = T_LIST,
+	 .min = 0, .max = 8, .aux = offsetof(struct cfg_idempotency, nmethods),
+	 .sub = &idem_method_section, .flags = F_RELOAD,
+	 .def = "[POST, PATCH]",
+	 .doc = "methods whose Idempotency-Key is honoured"},
+};
+
+static const struct section idem_section = {
+	.doc = "Idempotency at the edge for one route (checkout, payment).",
+	.fields = idem_fields,
+	.nfields = NFIELDS(idem_fields),
+	.line_off = NO_LINE,
+	.check = check_idem,
+};
+
 static const struct field route_fields[] = {
 	{AT("name", struct cfg_route, name), .type = T_NAME, .min = 1,
 	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
@@ -532,6 +583,8 @@ static const struct field route_fields[] = {
 	 .sub = &route_timeouts_section, .doc = "per-route timeouts"},
 	{AT("retry", struct cfg_route, retry), .type = T_MAP,
 	 .sub = &retry_section, .doc = "per-route retry policy"},
+	{AT("idempotency", struct cfg_route, idempotency), .type = T_MAP,
+	 .sub = &idem_section, .doc = "idempotency keys"},
 };
 
 static const struct section route_section = {
@@ -597,6 +650,212 @@ static const struct section access_section = {
 	.line_off = NO_LINE,
 };
 
+static const struct field idem_store_fields[] = {
+	{AT("max_bytes", struct cfg_idem_store, max_bytes), .type = T_SIZE,
+	 .min = 64 * KIB, .max = 64 * GIB, .def = "64m",
+	 .doc = "memory for remembered responses; the oldest completed ones "
+		"go first"},
+	{AT("max_entry_bytes", struct cfg_idem_store, max_entry_bytes),
+	 .type = T_SIZE, .min = KIB, .max = GIB, .def = "1m",
+	 .doc = "a larger response is not remembered (a repeat is forwarded "
+		"again)"},
+};
+
+static const struct section idem_store_section = {
+	.doc = "The store behind routes[].idempotency, shared by all workers.",
+	.fields = idem_store_fields,
+	.nfields = NFIELDS(idem_store_fields),
+	.line_off = NO_LINE,
+};
+
+static const char *const source_type_names[] = {"sqlite", "postgresql",
+						 "files", NULL};
+
+static const struct field path_fields[] = {
+	{AT("path", struct cfg_path, path), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .doc = "path"},
+};
+
+static const struct section path_section = {
+	.doc = "paths", .scalar = 1, .noun = "path",
+	.fields = path_fields, .nfields = NFIELDS(path_fields),
+	.size = sizeof(struct cfg_path), .line_off = NO_LINE,
+};
+
+static const struct field pattern_fields[] = {
+	{AT("pattern", struct cfg_pattern, pattern), .type = T_STR, .min = 1,
+	 .max = 1024, .doc = "pattern"},
+};
+
+static const struct section pattern_section = {
+	.doc = "patterns", .scalar = 1, .noun = "pattern",
+	.fields = pattern_fields, .nfields = NFIELDS(pattern_fields),
+	.size = sizeof(struct cfg_pattern), .line_off = NO_LINE,
+};
+
+static const struct field sql_fields[] = {
+	{AT("sql", struct cfg_sql, sql), .type = T_STR, .min = 1,
+	 .max = 4096, .doc = "sql"},
+};
+
+static const struct section sql_section = {
+	.doc = "SQL", .scalar = 1, .noun = "assertion",
+	.fields = sql_fields, .nfields = NFIELDS(sql_fields),
+	.size = sizeof(struct cfg_sql), .line_off = NO_LINE,
+};
+
+static int check_source(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_job(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_backup(struct loader *l, void *obj, const struct mapinfo *mi);
+
+static const struct field source_fields[] = {
+	{AT("type", struct cfg_backup_source, type), .type = T_ENUM,
+	 .names = source_type_names, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "what is backed up"},
+	{AT("name", struct cfg_backup_source, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_RELOAD,
+	 .doc = "name of the source in archives; default: the type, unique "
+		"in the job"},
+	{AT("path", struct cfg_backup_source, path), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "sqlite: the database file (copied with SQLite's online "
+		"backup API)"},
+	{AT("conninfo", struct cfg_backup_source, conninfo), .type = T_STR,
+	 .min = 1, .max = 4096, .flags = F_RELOAD,
+	 .doc = "postgresql: a libpq connection string (dumped with pg_dump "
+		"-Fc)"},
+	{AT("paths", struct cfg_backup_source, paths), .type = T_LIST,
+	 .min = 0, .max = 256, .aux = offsetof(struct cfg_backup_source, npaths),
+	 .sub = &path_section, .flags = F_RELOAD,
+	 .doc = "files: the files and trees to copy (modes, owners and mtimes "
+		"kept)"},
+	{AT("exclude", struct cfg_backup_source, exclude), .type = T_LIST,
+	 .min = 0, .max = 256,
+	 .aux = offsetof(struct cfg_backup_source, nexclude),
+	 .sub = &pattern_section, .flags = F_RELOAD,
+	 .doc = "files: fnmatch patterns left out, matched against the base "
+		"name and the path relative to its tree"},
+};
+
+static const struct section source_section = {
+	.doc = "One thing a job backs up.",
+	.noun = "source",
+	.fields = source_fields,
+	.nfields = NFIELDS(source_fields),
+	.size = sizeof(struct cfg_backup_source),
+	.line_off = offsetof(struct cfg_backup_source, line),
+	.check = check_source,
+};
+
+static const struct field retention_fields[] = {
+	{AT("keep_last", struct cfg_retention, keep_last), .type = T_INT,
+	 .min = 0, .max = 100000, .def = "7", .flags = F_RELOAD,
+	 .doc = "the newest archives kept"},
+	{AT("keep_hourly", struct cfg_retention, keep_hourly), .type = T_INT,
+	 .min = 0, .max = 100000, .def = "0", .flags = F_RELOAD,
+	 .doc = "hours for which the newest archive is kept"},
+	{AT("keep_daily", struct cfg_retention, keep_daily), .type = T_INT,
+	 .min = 0, .max = 100000, .def = "7", .flags = F_RELOAD,
+	 .doc = "days (UTC) for which the newest archive is kept"},
+	{AT("keep_weekly", struct cfg_retention, keep_weekly), .type = T_INT,
+	 .min = 0, .max = 100000, .def = "4", .flags = F_RELOAD,
+	 .doc = "ISO weeks for which the newest archive is kept"},
+	{AT("keep_monthly", struct cfg_retention, keep_monthly), .type = T_INT,
+	 .min = 0, .max = 100000, .def = "6", .flags = F_RELOAD,
+	 .doc = "months for which the newest archive is kept"},
+};
+
+static const struct section retention_section = {
+	.doc = "Which archives a prune keeps (as restic's forget --keep-*): an "
+	       "archive is kept when any rule keeps it.",
+	.fields = retention_fields,
+	.nfields = NFIELDS(retention_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field verify_fields[] = {
+	{AT("schedule", struct cfg_backup_verify, schedule), .type = T_CRON,
+	 .flags = F_RELOAD,
+	 .doc = "when to run a restore drill of the newest archive; absent: "
+		"never on a schedule"},
+	{AT("assertions", struct cfg_backup_verify, assertions),
+	 .type = T_LIST, .min = 0, .max = 64,
+	 .aux = offsetof(struct cfg_backup_verify, nassertions),
+	 .sub = &sql_section, .flags = F_RELOAD,
+	 .doc = "SQL run against each restored database; the first column of "
+		"the first row must be true (non-zero), e.g. `SELECT count(*) > "
+		"0 FROM orders`"},
+};
+
+static const struct section verify_section = {
+	.doc = "Restore drills: the newest archive is restored into a scratch "
+	       "place and checked.",
+	.fields = verify_fields,
+	.nfields = NFIELDS(verify_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field job_fields[] = {
+	{AT("name", struct cfg_backup_job, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "job name, unique; archives are named after it"},
+	{AT("schedule", struct cfg_backup_job, schedule), .type = T_CRON,
+	 .flags = F_RELOAD,
+	 .doc = "when the job runs; this or interval is required"},
+	{AT("interval", struct cfg_backup_job, interval_ms),
+	 .type = T_DURATION, .min = 0, .max = 365ull * MS_DAY, .def = "0s",
+	 .flags = F_RELOAD,
+	 .doc = "run every interval instead of on a schedule"},
+	{AT("repository", struct cfg_backup_job, repository), .type = T_FILE,
+	 .min = 1, .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "directory the archives go to; default: backup.repository"},
+	{AT("sources", struct cfg_backup_job, sources), .type = T_LIST,
+	 .min = 1, .max = 64, .aux = offsetof(struct cfg_backup_job, nsources),
+	 .sub = &source_section, .flags = F_REQUIRED,
+	 .doc = "what the job backs up; storekeep's own config and state "
+		"are always added"},
+	{AT("retention", struct cfg_backup_job, retention), .type = T_MAP,
+	 .sub = &retention_section, .doc = "which archives prune keeps"},
+	{AT("verify", struct cfg_backup_job, verify), .type = T_MAP,
+	 .sub = &verify_section, .doc = "restore drills"},
+	{AT("rpo", struct cfg_backup_job, rpo_ms), .type = T_DURATION,
+	 .min = 0, .max = 365ull * MS_DAY, .def = "0s", .flags = F_RELOAD,
+	 .doc = "recovery-point objective: alert when the newest verified "
+		"archive is older; 0s: off"},
+};
+
+static const struct section job_section = {
+	.doc = "A backup job: sources, where they go, when, and how long they "
+	       "are kept.",
+	.noun = "job",
+	.fields = job_fields,
+	.nfields = NFIELDS(job_fields),
+	.size = sizeof(struct cfg_backup_job),
+	.line_off = offsetof(struct cfg_backup_job, line),
+	.check = check_job,
+};
+
+static const struct field backup_fields[] = {
+	{AT("key_file", struct cfg_backup, key_file), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_REQUIRED,
+	 .doc = "the encryption key, made by `storekeep backup init`; must "
+		"not be readable by group or others"},
+	{AT("repository", struct cfg_backup, repository), .type = T_FILE,
+	 .min = 1, .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "default directory of the jobs' archives"},
+	{AT("jobs", struct cfg_backup, jobs), .type = T_LIST, .min = 0,
+	 .max = 256, .aux = offsetof(struct cfg_backup, njobs),
+	 .sub = &job_section, .doc = "the backup jobs"},
+};
+
+static const struct section backup_section = {
+	.doc = "Encrypted, verified backups. Without this map there are none.",
+	.fields = backup_fields,
+	.nfields = NFIELDS(backup_fields),
+	.line_off = NO_LINE,
+	.check = check_backup,
+};
+
 static const struct field root_fields[] = {
 	{AT("workers", struct config, workers), .type = T_INT, .min = 0,
 	 .max = 256, .def = "0",
@@ -629,6 +888,11 @@ static const struct field root_fields[] = {
 	{AT("access_log", struct config, access_log), .type = T_MAP,
 	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_access_log, enabled),
 	 .sub = &access_section, .doc = "the access log; absent: none"},
+	{AT("idempotency", struct config, idempotency), .type = T_MAP,
+	 .sub = &idem_store_section, .doc = "the idempotency store"},
+	{AT("backup", struct config, backup), .type = T_MAP,
+	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_backup, enabled),
+	 .sub = &backup_section, .doc = "backups; absent: none"},
 };
 
 static const struct section root_section = {
@@ -1069,6 +1333,25 @@ static enum conv convert(const struct field *f, const char *s, size_t len,
 	}
 	case T_ADDR:
 		return parse_addr(s, len, dst, why, whylen);
+	case T_STR:
+		if (len < f->min || len > f->max)
+			return CONV_SYNTAX;
+		for (i = 0; i < len; i++)
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				return CONV_SYNTAX;
+		store_str(dst, xstrndup(s, len));
+		return CONV_OK;
+	case T_CRON: {
+		struct cron cr;
+		char *e = xstrndup(s, len);
+
+		if (cron_parse(e, &cr, why, whylen) != 0) {
+			free(e);
+			return CONV_WHY;
+		}
+		store_str(dst, e);
+		return CONV_OK;
+	}
 	case T_TOKEN:
 		if (len < f->min || len > f->max)
 			return CONV_SYNTAX;
@@ -1177,6 +1460,13 @@ static const char *expectation(const struct field *f, bool range, char *out,
 			 "a host name such as shop.example.com or "
 			 "*.example.com");
 		break;
+	case T_STR:
+		snprintf(out, outlen, "text of %llu to %llu characters",
+			 (unsigned long long)f->min, (unsigned long long)f->max);
+		break;
+	case T_CRON:
+		snprintf(out, outlen, "a cron expression such as \"0 3 * * *\"");
+		break;
 	case T_MAP:
 		snprintf(out, outlen, "a map");
 		break;
@@ -1233,6 +1523,8 @@ static void free_obj(const struct section *sec, void *obj)
 		case T_FILE:
 		case T_TOKEN:
 		case T_HOST:
+		case T_STR:
+		case T_CRON:
 			store_str(dst, NULL);
 			break;
 		case T_ADDR:
@@ -1799,6 +2091,71 @@ static int check_retry(struct loader *l, void *obj, const struct mapinfo *mi)
 	return 0;
 }
 
+static int check_source(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_backup_source *src = obj;
+
+	switch (src->type) {
+	case CFG_SRC_SQLITE:
+		if (src->path == NULL)
+			return fail_at(l, mi, "type",
+				       "a sqlite source needs path (the database "
+				       "file)");
+		break;
+	case CFG_SRC_POSTGRESQL:
+		if (src->conninfo == NULL)
+			return fail_at(l, mi, "type",
+				       "a postgresql source needs conninfo");
+		break;
+	case CFG_SRC_FILES:
+		if (src->npaths == 0)
+			return fail_at(l, mi, "type",
+				       "a files source needs paths");
+		break;
+	}
+	if (src->name == NULL)
+		src->name = xstrndup(source_type_names[src->type],
+				     strlen(source_type_names[src->type]));
+	return 0;
+}
+
+static int check_job(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_backup_job *j = obj;
+
+	if ((j->schedule != NULL) == (j->interval_ms != 0))
+		return fail_at(l, mi, j->schedule ? "interval" : "name",
+			       "a job needs exactly one of schedule and interval");
+	return unique_names(l, "sources", (const char *)j->sources, j->nsources,
+			    &source_section,
+			    offsetof(struct cfg_backup_source, name));
+}
+
+static int check_backup(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_backup *b = obj;
+
+	for (size_t i = 0; i < b->njobs; i++) {
+		if (b->jobs[i].repository || b->repository)
+			continue;
+		return fail_at(l, mi, "jobs",
+			       "job \"%s\" has no repository and backup.repository "
+			       "is not set",
+			       b->jobs[i].name);
+	}
+	return unique_names(l, "jobs", (const char *)b->jobs, b->njobs,
+			    &job_section, offsetof(struct cfg_backup_job, name));
+}
+
+static int check_idem(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_idempotency *r = obj;
+
+	(void)l;
+	r->methods_set = key_written(mi, "methods") != 0;
+	return 0;
+}
+
 static int check_route(struct loader *l, void *obj, const struct mapinfo *mi)
 {
 	struct cfg_route *r = obj;
@@ -1814,6 +2171,13 @@ static int check_route(struct loader *l, void *obj, const struct mapinfo *mi)
 		for (size_t i = 0; i < NFIELDS(idempotent); i++)
 			r->retry.methods[i].method = idempotent[i];
 		r->retry.nmethods = NFIELDS(idempotent);
+	}
+	if (r->idempotency.nmethods == 0 && !r->idempotency.methods_set) {
+		r->idempotency.methods =
+			xrealloc(NULL, 2 * sizeof(*r->idempotency.methods));
+		r->idempotency.methods[0].method = 2; /* POST */
+		r->idempotency.methods[1].method = 6; /* PATCH */
+		r->idempotency.nmethods = 2;
 	}
 	return 0;
 }
@@ -2317,6 +2681,12 @@ static void write_type(FILE *f, const struct field *fl)
 		break;
 	case T_HOST:
 		fputs("host name or `*.suffix`", f);
+		break;
+	case T_STR:
+		fputs("text", f);
+		break;
+	case T_CRON:
+		fputs("cron expression (UTC)", f);
 		break;
 	case T_MAP:
 		fputs("map", f);

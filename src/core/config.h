@@ -126,6 +126,21 @@ struct cfg_route_timeouts {
 	uint32_t request_ms;	      /* 0 = timeouts.request */
 };
 
+struct cfg_idempotency {
+	int enabled;	     /* default 0 */
+	uint32_t ttl_ms;     /* default 24h */
+	int on_inflight;     /* 0 wait, 1 reject (409) */
+	uint32_t wait_ms;    /* longest wait for the first; default 30s */
+	struct cfg_method *methods; /* default POST, PATCH */
+	size_t nmethods;
+	int methods_set;
+};
+
+struct cfg_idem_store {
+	uint64_t max_bytes;	  /* default 64 MiB */
+	uint64_t max_entry_bytes; /* default 1 MiB */
+};
+
 struct cfg_route {
 	char *name;
 	struct cfg_host *hosts; /* none = any host */
@@ -135,7 +150,75 @@ struct cfg_route {
 	size_t pool_index;	/* resolved at load */
 	struct cfg_route_timeouts timeouts;
 	struct cfg_retry retry;
+	struct cfg_idempotency idempotency;
 	int line;
+};
+
+/* --- backups (src/backup) --- */
+
+enum cfg_source_type {
+	CFG_SRC_SQLITE = 0,
+	CFG_SRC_POSTGRESQL,
+	CFG_SRC_FILES,
+};
+
+struct cfg_path {
+	char *path; /* absolute (relative ones resolved against the config) */
+};
+
+struct cfg_pattern {
+	char *pattern; /* fnmatch(3) pattern */
+};
+
+struct cfg_backup_source {
+	int type;		  /* enum cfg_source_type */
+	char *name;		  /* unique in the job; default: the type */
+	char *path;		  /* sqlite: the database file */
+	char *conninfo;		  /* postgresql: libpq conninfo */
+	struct cfg_path *paths;	  /* files: trees to copy */
+	size_t npaths;
+	struct cfg_pattern *exclude; /* files: patterns left out */
+	size_t nexclude;
+	int line;
+};
+
+struct cfg_retention {
+	uint32_t keep_last;    /* default 7 */
+	uint32_t keep_hourly;  /* default 0 */
+	uint32_t keep_daily;   /* default 7 */
+	uint32_t keep_weekly;  /* default 4 */
+	uint32_t keep_monthly; /* default 6 */
+};
+
+struct cfg_sql {
+	char *sql;
+};
+
+struct cfg_backup_verify {
+	char *schedule;		     /* cron; NULL = no scheduled drill */
+	struct cfg_sql *assertions;  /* each must return a true first column */
+	size_t nassertions;
+};
+
+struct cfg_backup_job {
+	char *name;
+	char *schedule;	     /* cron expression; or */
+	uint32_t interval_ms; /* an interval; one of the two is required */
+	char *repository;    /* default: backup.repository */
+	struct cfg_backup_source *sources;
+	size_t nsources;
+	struct cfg_retention retention;
+	struct cfg_backup_verify verify;
+	uint32_t rpo_ms;     /* alert when the newest verified backup is older; 0 = off */
+	int line;
+};
+
+struct cfg_backup {
+	char *key_file;	  /* required with backup */
+	char *repository; /* default repository of the jobs */
+	struct cfg_backup_job *jobs;
+	size_t njobs;
+	int enabled;
 };
 
 struct cfg_retry_budget {
@@ -174,6 +257,7 @@ struct cfg_timeouts {
 struct cfg_admin {
 	struct cfg_addr listen; /* default 127.0.0.1:9901; must be loopback */
 	char *token_file;	/* required; must not be world-readable */
+	char *audit_log;	/* JSON lines of admin actions; NULL = main log only */
 	int enabled;		/* listen set */
 };
 
@@ -197,6 +281,8 @@ struct config {
 	size_t nroutes;
 	struct cfg_retry_budget retry_budget;
 	struct cfg_access_log access_log;
+	struct cfg_idem_store idempotency;
+	struct cfg_backup backup;
 };
 
 /* Method names in the order of struct cfg_method's index. */
