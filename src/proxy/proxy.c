@@ -95,9 +95,13 @@ int proxy_new(struct config *cfg, struct proxy **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	p->rt = runtime_new(cfg, NULL, p->nworkers);
+	p->idem = idem_new(cfg->idempotency.max_bytes,
+			   cfg->idempotency.max_entry_bytes);
 	p->port = -1;
-	for (size_t i = 0; i < p->nworkers; i++)
+	for (size_t i = 0; i < p->nworkers; i++) {
 		p->workers[i].listen_fd = -1;
+		pthread_mutex_init(&p->workers[i].woken_lock, NULL);
+	}
 	if (cfg->access_log.enabled) {
 		struct accesslog_opts o = {
 			.path = cfg->access_log.path,
@@ -147,6 +151,11 @@ struct runtime *proxy_runtime_get(struct proxy *p)
 	runtime_ref(rt);
 	pthread_mutex_unlock(&p->rt_lock);
 	return rt;
+}
+
+int proxy_reopen_logs(struct proxy *p)
+{
+	return p->alog ? accesslog_reopen(p->alog) : 0;
 }
 
 const struct config *proxy_config(const struct proxy *p)
@@ -211,6 +220,7 @@ static void wake_cb(uv_async_t *a)
 
 	if (atomic_exchange(&w->reload_requested, 0) && !w->stopping)
 		worker_reload(w);
+	session_idem_woken(w);
 	if (!atomic_load(&w->stop_requested))
 		return;
 	if (!w->stopping) {
@@ -360,6 +370,10 @@ int proxy_reload(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 		     old->limits.headers != cfg->limits.headers ||
 		     old->limits.target_bytes != cfg->limits.target_bytes,
 	     "limits (header_bytes, headers, target_bytes, client_conns)");
+	KEEP(old->idempotency.max_bytes != cfg->idempotency.max_bytes ||
+		     old->idempotency.max_entry_bytes !=
+			     cfg->idempotency.max_entry_bytes,
+	     "idempotency");
 	KEEP(old->access_log.enabled != cfg->access_log.enabled ||
 		     (cfg->access_log.enabled &&
 		      (strcmp(old->access_log.path, cfg->access_log.path) ||
@@ -421,6 +435,10 @@ void proxy_free(struct proxy *p)
 	}
 	if (p->alog)
 		accesslog_close(p->alog);
+	if (p->idem)
+		idem_free(p->idem);
+	for (size_t i = 0; p->workers && i < p->nworkers; i++)
+		pthread_mutex_destroy(&p->workers[i].woken_lock);
 	runtime_unref(p->rt);
 	pthread_mutex_destroy(&p->rt_lock);
 	free(p->workers);

@@ -59,6 +59,8 @@ int proxy_port(const struct proxy *p);
  * return of 1; otherwise returns 0.
  */
 int proxy_reload(struct proxy *p, struct config *cfg, char *err, size_t errlen);
+/* Reopens the access log after rotation (SIGUSR1). Returns 0 or -errno. */
+int proxy_reopen_logs(struct proxy *p);
 /* The config in force (borrowed; valid on the control thread until the
  * next reload). */
 const struct config *proxy_config(const struct proxy *p);

@@ -36,6 +36,7 @@
 #include "http/http.h"
 #include "proxy/accesslog.h"
 #include "proxy/balance.h"
+#include "proxy/idem.h"
 #include "proxy/proxy.h"
 
 struct worker;
@@ -204,6 +205,10 @@ struct worker {
 	struct http_limits limits;
 	struct budget budget;
 	struct accesslog_batch *alog;
+	/* Sessions whose idempotency wait ended, handed over by whichever
+	 * thread completed the first request. */
+	pthread_mutex_t woken_lock;
+	struct client *woken;
 };
 
 struct proxy {
@@ -221,6 +226,7 @@ struct proxy {
 	struct hcheck *hchecks; /* health.c: one per checked backend */
 	size_t hc_closing;
 	struct accesslog *alog;
+	struct idem_store *idem;
 	/* Fixed at start: not reloadable. */
 	struct cfg_addr listen;
 	uint32_t client_conns_limit;
@@ -230,6 +236,7 @@ enum cstate {
 	C_IDLE = 0, /* between requests: keep-alive timer */
 	C_HEAD,	    /* reading a request head: header timer */
 	C_QUEUED,   /* waiting for a backend under max_conns */
+	C_IDEMWAIT, /* waiting for the first request with this key */
 	C_UPSTREAM, /* the request is with a backend */
 	C_ERROR,    /* writing a locally generated response */
 	C_CLOSED,
@@ -269,6 +276,17 @@ struct client {
 	uint32_t retries;
 	char sticky_set[24];	 /* cookie value to set on the response */
 
+	/* Idempotency at the edge (routes[].idempotency). */
+	char *idem_key;		 /* route name, '\n', key; NULL if none */
+	size_t idem_klen;
+	uint64_t idem_fp;
+	struct idem_waiter idem_waiter;
+	struct client *wnext;	 /* worker's woken list */
+	int idem_woken;		 /* on it; only under w->woken_lock */
+	struct idem_response *idem_resp; /* being replayed */
+	struct buf idem_head;	 /* recorded response head (owner) */
+	struct buf idem_body;	 /* recorded response body (owner) */
+
 	uint64_t req_left;
 	struct http_chunked req_chunked;
 	uint64_t resp_left;
@@ -295,6 +313,9 @@ struct client {
 	unsigned dechunking : 1;
 	unsigned close_after : 1;
 	unsigned counted_active : 1; /* wb->st->active holds this request */
+	unsigned idem_owner : 1;     /* must complete or abort idem_key */
+	unsigned idem_waiting : 1;   /* idem_waiter is registered */
+	unsigned idem_too_big : 1;   /* the response is not recorded */
 };
 
 /* runtime.c */
@@ -326,6 +347,8 @@ void session_close_all(struct worker *w);
 void session_on_connect(struct bconn *bc, int status);
 /* A queued request may go now (a slot freed) or must give up. */
 void session_dequeued(struct client *c);
+/* Runs the idempotency step again for sessions whose wait ended. */
+void session_idem_woken(struct worker *w);
 
 /* upstream.c */
 /*

@@ -54,6 +54,7 @@ static void pump_req(struct client *c);
 static void pump_resp(struct client *c);
 static void dispatch(struct client *c);
 static void backend_failed(struct client *c, int err, int timeout);
+static void request_end(struct client *c);
 
 static inline uint64_t now_us(void)
 {
@@ -209,6 +210,187 @@ static void access_log(struct client *c)
 	accesslog_write(c->w->alog, &e);
 }
 
+/* --- idempotency at the edge ----------------------------------------------- */
+
+static struct idem_store *store(struct client *c)
+{
+	return c->w->proxy->idem;
+}
+
+/* Leaves the idempotency protocol: a first request that did not complete
+ * gives its key up (a repeat may then go through), a waiter withdraws. */
+static void idem_end(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (c->idem_waiting) {
+		idem_cancel(store(c), &c->idem_waiter);
+		c->idem_waiting = 0;
+	}
+	pthread_mutex_lock(&w->woken_lock);
+	if (c->idem_woken) {
+		struct client **pp = &w->woken;
+
+		while (*pp && *pp != c)
+			pp = &(*pp)->wnext;
+		if (*pp)
+			*pp = c->wnext;
+		c->idem_woken = 0;
+	}
+	pthread_mutex_unlock(&w->woken_lock);
+	if (c->idem_owner) {
+		idem_abort(store(c), c->idem_key, c->idem_klen);
+		c->idem_owner = 0;
+	}
+	free(c->idem_key);
+	c->idem_key = NULL;
+	buf_fini(&c->idem_head);
+	buf_fini(&c->idem_body);
+	c->idem_too_big = 0;
+}
+
+/* Runs on whichever thread completed the first request, under a store
+ * lock: hand the session to its own worker. */
+static void on_idem_woken(struct idem_waiter *wt)
+{
+	struct client *c = wt->ud;
+	struct worker *w = c->w;
+
+	pthread_mutex_lock(&w->woken_lock);
+	c->wnext = w->woken;
+	w->woken = c;
+	c->idem_woken = 1;
+	pthread_mutex_unlock(&w->woken_lock);
+	uv_async_send(&w->wake);
+}
+
+static void error_write_cb(uv_write_t *wr, int status);
+
+/* Answers with a stored response. */
+static void idem_replay(struct client *c, struct idem_response *r)
+{
+	uv_buf_t b[2];
+	int close = !c->req_body_done || !c->req.keep_alive || c->w->stopping;
+
+	c->idem_resp = r;
+	client_read_stop(c);
+	uv_timer_stop(&c->timer);
+	buf_reset(&c->out);
+	buf_append(&c->out, r->head, r->head_len);
+	buf_appends(&c->out, "Idempotent-Replay: true\r\n");
+	if (close)
+		buf_appends(&c->out, "Connection: close\r\n");
+	buf_appends(&c->out, "\r\n");
+	c->close_after = close;
+	c->state = C_ERROR;
+	count_status(c, r->status);
+	c->bytes_out += c->out.len + r->body_len;
+	request_end(c);
+	b[0] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	b[1] = uv_buf_init(r->body, (unsigned)r->body_len);
+	c->write.data = c;
+	c->writing = 1;
+	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, b, r->body_len ? 2 : 1,
+		     error_write_cb) != 0) {
+		c->writing = 0;
+		client_close(c);
+	}
+}
+
+static void reply_error(struct client *c, int status, const char *detail,
+			int close);
+
+/*
+ * The idempotency step of a request. Returns 0 when the request goes on
+ * to a backend (no key, or this is the first with its key), 1 when it was
+ * answered or parked.
+ */
+static int idem_step(struct client *c)
+{
+	const struct cfg_idempotency *ic;
+	struct idem_response *resp = NULL;
+	enum idem_result r;
+
+	if (c->idem_key == NULL) {
+		const char *base = c->in.data;
+		int i, listed = 0;
+
+		if (c->route == NULL || !c->route->idempotency.enabled)
+			return 0;
+		ic = &c->route->idempotency;
+		for (size_t k = 0; k < ic->nmethods; k++)
+			listed |= http_method_parse(
+					  config_method_names[ic->methods[k].method],
+					  strlen(config_method_names[ic->methods[k].method])) ==
+				  c->req.method;
+		i = http_msg_find(&c->req, base, "idempotency-key", 0);
+		if (!listed || i < 0 || c->req.headers[i].value.len == 0)
+			return 0;
+		if (c->req.headers[i].value.len > 255) {
+			reply_error(c, 400, "the Idempotency-Key is longer than 255 "
+					    "characters",
+				    1);
+			return 1;
+		}
+		{
+			size_t rl = strlen(c->route->name);
+			size_t vl = c->req.headers[i].value.len;
+			struct buf fp;
+
+			c->idem_klen = rl + 1 + vl;
+			c->idem_key = malloc(c->idem_klen + 1);
+			SK_ASSERT(c->idem_key != NULL);
+			memcpy(c->idem_key, c->route->name, rl);
+			c->idem_key[rl] = '\n';
+			memcpy(c->idem_key + rl + 1, base + c->req.headers[i].value.off,
+			       vl);
+			c->idem_key[c->idem_klen] = '\0';
+			/* The same key must come with the same request:
+			 * method and target (the body is not compared). */
+			buf_init(&fp);
+			buf_append(&fp, base + c->req.method_s.off,
+				   c->req.method_s.len);
+			buf_appendc(&fp, ' ');
+			buf_append(&fp, base + c->req.target.off, c->req.target.len);
+			c->idem_fp = balance_hash(fp.data, fp.len);
+			buf_fini(&fp);
+		}
+	}
+	ic = &c->route->idempotency;
+	c->idem_waiter.cb = on_idem_woken;
+	c->idem_waiter.ud = c;
+	r = idem_begin(store(c), c->idem_key, c->idem_klen, c->idem_fp,
+		       ic->ttl_ms, clock_mono_ms(),
+		       ic->on_inflight == 0 ? &c->idem_waiter : NULL, &resp);
+	switch (r) {
+	case IDEM_NEW:
+		c->idem_owner = 1;
+		return 0;
+	case IDEM_DONE:
+		log_info("idempotent replay", "route=%s status=%d",
+			 c->route->name, resp->status);
+		idem_replay(c, resp);
+		return 1;
+	case IDEM_PENDING:
+		if (ic->on_inflight != 0) {
+			reply_error(c, 409, "a request with this Idempotency-Key is "
+					    "in progress",
+				    0);
+			return 1;
+		}
+		c->idem_waiting = 1;
+		c->state = C_IDEMWAIT;
+		client_timer(c, ic->wait_ms);
+		return 1;
+	case IDEM_MISMATCH:
+		reply_error(c, 422, "this Idempotency-Key was used for a "
+				    "different request",
+			    0);
+		return 1;
+	}
+	return 0;
+}
+
 /* Everything that ends a request, whatever way it ends. */
 static void request_end(struct client *c)
 {
@@ -221,6 +403,7 @@ static void request_end(struct client *c)
 	uv_timer_stop(&c->req_timer);
 	if (c->state == C_QUEUED && c->wp)
 		queue_remove(c->wp, c);
+	idem_end(c);
 	access_log(c);
 	release_active(c);
 	if (c->view) {
@@ -244,6 +427,10 @@ static void client_close(struct client *c)
 		c->bc = NULL;
 	}
 	request_end(c);
+	if (c->idem_resp && !c->writing) {
+		idem_response_unref(c->idem_resp);
+		c->idem_resp = NULL;
+	}
 	c->state = C_CLOSED;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -268,6 +455,10 @@ static void error_write_cb(uv_write_t *wr, int status)
 	struct client *c = wr->data;
 
 	c->writing = 0;
+	if (c->idem_resp) {
+		idem_response_unref(c->idem_resp);
+		c->idem_resp = NULL;
+	}
 	if (c->state == C_CLOSED)
 		return;
 	if (status < 0 || c->close_after) {
@@ -514,6 +705,13 @@ static void timer_cb(uv_timer_t *t)
 		log_info("client header timeout", "peer=%s", c->peer);
 		reply_error(c, 408, "the request head did not arrive in time", 1);
 		break;
+	case C_IDEMWAIT:
+		log_info("idempotency wait timeout", "peer=%s route=%s", c->peer,
+			 c->route->name);
+		reply_error(c, 409, "the first request with this Idempotency-Key "
+				    "is still in progress",
+			    0);
+		break;
 	case C_QUEUED:
 		log_info("queue timeout", "peer=%s pool=%s", c->peer,
 			 c->wp->cfg->name);
@@ -536,7 +734,8 @@ static void req_timer_cb(uv_timer_t *t)
 {
 	struct client *c = t->data;
 
-	if (c->state != C_UPSTREAM && c->state != C_QUEUED)
+	if (c->state != C_UPSTREAM && c->state != C_QUEUED &&
+	    c->state != C_IDEMWAIT)
 		return;
 	log_info("request timeout", "peer=%s backend=%s", c->peer,
 		 c->wb ? c->wb->b->name : "-");
@@ -616,7 +815,32 @@ static void process_head(struct client *c)
 	}
 	c->wp = &c->view->pools[c->route ? c->route->pool_index : 0];
 	uv_timer_start(&c->req_timer, req_timer_cb, request_ms(c), 0);
+	if (idem_step(c))
+		return;
 	dispatch(c);
+}
+
+void session_idem_woken(struct worker *w)
+{
+	struct client *list, *c;
+
+	pthread_mutex_lock(&w->woken_lock);
+	list = w->woken;
+	w->woken = NULL;
+	for (c = list; c; c = c->wnext)
+		c->idem_woken = 0;
+	pthread_mutex_unlock(&w->woken_lock);
+	while ((c = list) != NULL) {
+		list = c->wnext;
+		c->wnext = NULL;
+		if (c->state != C_IDEMWAIT)
+			continue;
+		c->idem_waiting = 0;
+		uv_timer_stop(&c->timer);
+		c->state = C_UPSTREAM;
+		if (idem_step(c) == 0)
+			dispatch(c);
+	}
 }
 
 /* --- choosing and reaching a backend ------------------------------------ */
@@ -941,6 +1165,13 @@ static void finish_request(struct client *c)
 		c->bc = NULL;
 		upstream_release(bc, reusable);
 	}
+	if (c->idem_owner && !c->idem_too_big) {
+		idem_complete(store(c), c->idem_key, c->idem_klen, c->status,
+			      c->idem_head.data, c->idem_head.len,
+			      c->idem_body.data, c->idem_body.len,
+			      clock_mono_ms());
+		c->idem_owner = 0;
+	}
 	request_end(c);
 	if (c->close_after || !c->req_body_done || !c->req.keep_alive ||
 	    c->w->stopping) {
@@ -1024,6 +1255,10 @@ static void on_response_head(struct client *c)
 		backend_success(wb->b);
 	}
 	count_status(c, m->status);
+	if (c->idem_owner) {
+		buf_reset(&c->idem_head);
+		http_serialize_head(&c->idem_head, m, bc->in.data, HTTP_HDR_HOP);
+	}
 	buf_reset(&c->out);
 	c->dechunking = 0;
 	if (m->body == HTTP_BODY_EOF || !c->req_body_done || !c->req.keep_alive ||
@@ -1131,6 +1366,16 @@ static void pump_resp(struct client *c)
 			bufs[nb++] = uv_buf_init((char *)p, (unsigned)k);
 		}
 		c->bytes_out += c->dechunking ? c->dechunk.len : k;
+		if (c->idem_owner && !c->idem_too_big) {
+			/* Recorded as the backend framed it. */
+			if (c->idem_head.len + c->idem_body.len + k >
+			    ccfg(c)->idempotency.max_entry_bytes) {
+				c->idem_too_big = 1;
+				buf_fini(&c->idem_body);
+			} else {
+				buf_append(&c->idem_body, p, k);
+			}
+		}
 	}
 	c->cwrite_n = k;
 	if (nb == 0) {
