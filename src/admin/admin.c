@@ -1,14 +1,28 @@
 /*
- * admin.c - admin API, Prometheus exposition and the token check.
+ * admin.c - the admin API, Prometheus exposition and the token check.
  *
- * Everything here runs on the control loop and only reads: counters are
- * summed from the workers with relaxed loads, so a scrape never takes a
- * lock on the request path. The token is compared in constant time.
+ *   GET  /healthz, /metrics                              no token
+ *   GET  /api/v1/status, /api/v1/pools                   read-only
+ *   POST /api/v1/pools/{pool}/backends/{backend}/drain   actions
+ *   POST /api/v1/pools/{pool}/backends/{backend}/enable
+ *   PUT  /api/v1/pools/{pool}/backends/{backend}/weight  {"weight": N}
+ *   POST /api/v1/reload
+ *
+ * Everything here runs on the control loop. Reads sum the workers'
+ * counters with relaxed loads, so a scrape never takes a lock on the
+ * request path. Actions go through proxy_backend_op() and the reload hook;
+ * each one, refused and failed attempts included (a 401 on an action
+ * endpoint too), is recorded by audit.c before the response leaves.
+ * Read-only requests are not audited.
+ *
+ * Every /api/ answer is JSON; errors are {"error": "..."} with a message
+ * meant for the operator. The token is compared in constant time.
  */
 #include "admin/admin.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/admin_int.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/http.h"
 #include "http/server.h"
 
 #ifndef SK_VERSION
@@ -28,12 +44,15 @@
 struct admin {
 	struct http_server *srv;
 	struct proxy *proxy;
-	char *token;
+	char *token; /* replaced when a reload brings a new token file */
 	size_t token_len;
+	struct audit audit;
 	uint64_t started_wall_ms;
 	uint64_t started_mono_ms;
 	admin_status_hook hook;
 	void *hook_ud;
+	admin_reload_hook reload_hook;
+	void *reload_ud;
 };
 
 int admin_read_token(const char *path, char **token, char *err, size_t errlen)
@@ -244,11 +263,66 @@ static void write_metrics(struct admin *a, struct buf *o)
 	}
 }
 
+/* --- JSON views ----------------------------------------------------------- */
+
+static json_t *backend_json(struct admin *a, size_t pl, size_t i)
+{
+	struct proxy_backend_info bi;
+	json_t *be = json_object(), *ck = json_object();
+
+	proxy_backend_info(a->proxy, pl, i, &bi);
+	json_object_set_new(be, "name", json_string(bi.name));
+	json_object_set_new(be, "address", json_string(bi.address));
+	json_object_set_new(be, "weight", json_integer(bi.weight));
+	json_object_set_new(be, "backup", json_boolean(bi.backup));
+	json_object_set_new(be, "state",
+			    json_string(bi.state == PROXY_BACKEND_UP ? "up"
+								     : "down"));
+	json_object_set_new(be, "draining", json_boolean(bi.draining));
+	json_object_set_new(be, "ejected", json_boolean(bi.ejected));
+	json_object_set_new(be, "ejections",
+			    json_integer((json_int_t)bi.ejections));
+	json_object_set_new(be, "requests", json_integer((json_int_t)bi.requests));
+	json_object_set_new(be, "failures", json_integer((json_int_t)bi.failures));
+	json_object_set_new(be, "in_flight", json_integer(bi.active));
+	json_object_set_new(ck, "ok", json_integer((json_int_t)bi.checks_ok));
+	json_object_set_new(ck, "failed",
+			    json_integer((json_int_t)bi.checks_failed));
+	json_object_set_new(ck, "last", text_json(bi.last_check));
+	json_object_set_new(be, "checks", ck);
+	return be;
+}
+
+static json_t *pools_json(struct admin *a)
+{
+	json_t *pools = json_array();
+
+	for (size_t pl = 0; pl < proxy_pool_count(a->proxy); pl++) {
+		json_t *pool = json_object(), *bes = json_array();
+		size_t up = 0, n = proxy_backend_count(a->proxy, pl);
+
+		json_object_set_new(pool, "name",
+				    json_string(proxy_pool_name(a->proxy, pl)));
+		json_object_set_new(pool, "balance",
+				    json_string(proxy_pool_balance(a->proxy, pl)));
+		for (size_t i = 0; i < n; i++) {
+			json_t *be = backend_json(a, pl, i);
+
+			up += strcmp(json_string_value(json_object_get(be, "state")),
+				     "up") == 0;
+			json_array_append_new(bes, be);
+		}
+		json_object_set_new(pool, "backends_up", json_integer((json_int_t)up));
+		json_object_set_new(pool, "backends", bes);
+		json_array_append_new(pools, pool);
+	}
+	return pools;
+}
+
 static json_t *status_json(struct admin *a)
 {
 	struct proxy_stats st;
-	struct proxy_backend_info bi;
-	json_t *root, *pools;
+	json_t *root;
 	char ts[32];
 
 	proxy_stats_read(a->proxy, &st);
@@ -263,47 +337,17 @@ static json_t *status_json(struct admin *a)
 	json_object_set_new(root, "requests", json_integer((json_int_t)st.requests));
 	json_object_set_new(root, "in_flight", json_integer(st.in_flight));
 	json_object_set_new(root, "connections", json_integer(st.connections));
-	pools = json_array();
-	for (size_t pl = 0; pl < proxy_pool_count(a->proxy); pl++) {
-		json_t *pool = json_object(), *bes = json_array();
-		size_t up = 0, n = proxy_backend_count(a->proxy, pl);
-
-		json_object_set_new(pool, "name",
-				    json_string(proxy_pool_name(a->proxy, pl)));
-		for (size_t i = 0; i < n; i++) {
-			json_t *be = json_object(), *ck = json_object();
-
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			up += bi.state == PROXY_BACKEND_UP;
-			json_object_set_new(be, "name", json_string(bi.name));
-			json_object_set_new(be, "address", json_string(bi.address));
-			json_object_set_new(be, "weight", json_integer(bi.weight));
-			json_object_set_new(be, "state",
-					    json_string(bi.state == PROXY_BACKEND_UP
-								? "up"
-								: "down"));
-			json_object_set_new(be, "requests",
-					    json_integer((json_int_t)bi.requests));
-			json_object_set_new(be, "failures",
-					    json_integer((json_int_t)bi.failures));
-			json_object_set_new(be, "in_flight", json_integer(bi.active));
-			json_object_set_new(ck, "ok",
-					    json_integer((json_int_t)bi.checks_ok));
-			json_object_set_new(ck, "failed",
-					    json_integer((json_int_t)bi.checks_failed));
-			json_object_set_new(ck, "last", json_string(bi.last_check));
-			json_object_set_new(be, "checks", ck);
-			json_array_append_new(bes, be);
-		}
-		json_object_set_new(pool, "backends_up", json_integer((json_int_t)up));
-		json_object_set_new(pool, "backends", bes);
-		json_array_append_new(pools, pool);
-	}
-	json_object_set_new(root, "pools", pools);
+	json_object_set_new(root, "retries", json_integer((json_int_t)st.retries));
+	json_object_set_new(root, "retries_denied",
+			    json_integer((json_int_t)st.retries_denied));
+	json_object_set_new(root, "queued", json_integer(st.queued));
+	json_object_set_new(root, "pools", pools_json(a));
 	if (a->hook)
 		a->hook(a->hook_ud, root);
 	return root;
 }
+
+/* --- responses ------------------------------------------------------------ */
 
 static void reply_text(struct http_server_res *res, int status,
 		       const char *ctype, const char *body)
@@ -311,6 +355,443 @@ static void reply_text(struct http_server_res *res, int status,
 	res->status = status;
 	buf_printf(&res->headers, "Content-Type: %s\r\n", ctype);
 	buf_appends(&res->body, body);
+}
+
+/* Sends j (a reference is taken over) as the JSON body. */
+static void reply_json(struct http_server_res *res, int status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	json_decref(j);
+	SK_ASSERT(s != NULL);
+	reply_text(res, status, "application/json", s);
+	buf_appendc(&res->body, '\n');
+	free(s);
+}
+
+static void reply_error(struct http_server_res *res, int status,
+			const char *msg)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "error", text_json(msg));
+	reply_json(res, status, j);
+}
+
+/* --- routing -------------------------------------------------------------- */
+
+enum endpoint {
+	EP_NONE = 0,
+	EP_STATUS,  /* GET /api/v1/status */
+	EP_POOLS,   /* GET /api/v1/pools */
+	EP_DRAIN,   /* POST /api/v1/pools/{pool}/backends/{backend}/drain */
+	EP_ENABLE,  /* POST .../enable */
+	EP_WEIGHT,  /* PUT or POST .../weight, body {"weight": N} */
+	EP_RELOAD,  /* POST /api/v1/reload */
+};
+
+/* Pool and backend names are at most 64 characters (config.c); a longer
+ * segment names nothing. */
+#define NAME_MAX_LEN 64
+
+struct route {
+	enum endpoint ep;
+	char pool[NAME_MAX_LEN + 1];
+	char backend[NAME_MAX_LEN + 1];
+};
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Copies the path segment s[0..len) into out, decoding %XX. Returns 0, or
+ * -1 when the segment is empty. A segment that is badly escaped, too long,
+ * or decodes to a byte no name can hold (controls, space, '/', non-ASCII)
+ * is kept as it was sent, cut to NAME_MAX_LEN: it names nothing, so the
+ * lookup fails with a message that shows what was asked for. The target's
+ * bytes are visible ASCII (the parser saw to that), so either way out is
+ * printable text.
+ */
+static int segment(const char *s, size_t len, char out[NAME_MAX_LEN + 1])
+{
+	size_t o = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0)
+				goto raw;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c <= 0x20 || c >= 0x7f || c == '/' || o == NAME_MAX_LEN)
+			goto raw;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+raw:
+	snprintf(out, NAME_MAX_LEN + 1, "%.*s", (int)len, s);
+	return 0;
+}
+
+/* Matches path (already known to start with "/api/") against the API. */
+static void route_parse(const char *path, struct route *rt)
+{
+	const char *seg[6];
+	size_t segl[6], n = 0;
+	const char *p;
+
+	memset(rt, 0, sizeof(*rt));
+	if (strncmp(path, "/api/v1/", 8) != 0)
+		return;
+	p = path + 8;
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == 6)
+			return;
+		seg[n] = p;
+		segl[n++] = l;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+#define SEG_IS(k, lit) (segl[k] == strlen(lit) && memcmp(seg[k], lit, segl[k]) == 0)
+	if (n == 1 && SEG_IS(0, "status"))
+		rt->ep = EP_STATUS;
+	else if (n == 1 && SEG_IS(0, "pools"))
+		rt->ep = EP_POOLS;
+	else if (n == 1 && SEG_IS(0, "reload"))
+		rt->ep = EP_RELOAD;
+	else if (n == 5 && SEG_IS(0, "pools") && SEG_IS(2, "backends") &&
+		 segment(seg[1], segl[1], rt->pool) == 0 &&
+		 segment(seg[3], segl[3], rt->backend) == 0) {
+		if (SEG_IS(4, "drain"))
+			rt->ep = EP_DRAIN;
+		else if (SEG_IS(4, "enable"))
+			rt->ep = EP_ENABLE;
+		else if (SEG_IS(4, "weight"))
+			rt->ep = EP_WEIGHT;
+	}
+#undef SEG_IS
+}
+
+static const char *action_name(enum endpoint ep)
+{
+	switch (ep) {
+	case EP_DRAIN:
+		return "drain";
+	case EP_ENABLE:
+		return "enable";
+	case EP_WEIGHT:
+		return "weight";
+	case EP_RELOAD:
+		return "reload";
+	default:
+		return NULL;
+	}
+}
+
+/* --- actions -------------------------------------------------------------- */
+
+/* What an action handler hands back for the audit record. */
+struct outcome {
+	char result[1200]; /* "ok" or "error: ..." (loader messages are long) */
+	json_t *extra;	  /* more fields for the audit file, or NULL */
+};
+
+static void fail(struct http_server_res *res, struct outcome *oc, int status,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Answers status {"error": msg} and records "error: msg" for the audit. */
+static void fail(struct http_server_res *res, struct outcome *oc, int status,
+		 const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_error(res, status, msg);
+	snprintf(oc->result, sizeof(oc->result), "error: %s", msg);
+}
+
+/*
+ * Reads {"weight": N} from the request body into *w. Returns 0, or -1 after
+ * answering 400 with what is wrong.
+ */
+static int parse_weight(struct http_server_req *req,
+			struct http_server_res *res, struct outcome *oc,
+			uint32_t *w)
+{
+	static const char want[] =
+		"expected a JSON object such as {\"weight\": 3}, the weight an "
+		"integer from 0 to 1000 (0 restores the configured weight)";
+	json_error_t jerr;
+	json_t *j, *v;
+	const char *key;
+	json_int_t n;
+
+	if (req->body_len == 0) {
+		fail(res, oc, 400, "the request has no body; %s", want);
+		return -1;
+	}
+	j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		fail(res, oc, 400,
+		     "the body is not valid JSON (%s, line %d column %d); %s",
+		     jerr.text, jerr.line, jerr.column, want);
+		return -1;
+	}
+	if (!json_is_object(j)) {
+		fail(res, oc, 400, "the body is not a JSON object; %s", want);
+		goto bad;
+	}
+	json_object_foreach(j, key, v) {
+		if (strcmp(key, "weight") != 0) {
+			fail(res, oc, 400, "unknown key \"%.64s\"; %s", key, want);
+			goto bad;
+		}
+	}
+	v = json_object_get(j, "weight");
+	if (v == NULL) {
+		fail(res, oc, 400, "\"weight\" is missing; %s", want);
+		goto bad;
+	}
+	if (!json_is_integer(v)) {
+		fail(res, oc, 400,
+		     "\"weight\" must be an integer from 0 to 1000 (0 restores "
+		     "the configured weight)");
+		goto bad;
+	}
+	n = json_integer_value(v);
+	if (n < 0 || n > 1000) {
+		fail(res, oc, 400,
+		     "\"weight\" %" JSON_INTEGER_FORMAT " is out of range: it "
+		     "must be from 0 to 1000 (0 restores the configured weight)",
+		     n);
+		goto bad;
+	}
+	json_decref(j);
+	*w = (uint32_t)n;
+	return 0;
+bad:
+	json_decref(j);
+	return -1;
+}
+
+static int find_pool(struct admin *a, const char *name, size_t *pl)
+{
+	for (size_t i = 0; i < proxy_pool_count(a->proxy); i++)
+		if (strcmp(proxy_pool_name(a->proxy, i), name) == 0) {
+			*pl = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int find_backend(struct admin *a, size_t pl, const char *name,
+			size_t *bi)
+{
+	struct proxy_backend_info info;
+
+	for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
+		proxy_backend_info(a->proxy, pl, i, &info);
+		if (strcmp(info.name, name) == 0) {
+			*bi = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* drain, enable and weight on pool/backend. */
+static void backend_action(struct admin *a, const struct route *rt,
+			   struct http_server_req *req,
+			   struct http_server_res *res, struct outcome *oc)
+{
+	enum proxy_backend_op op = PROXY_BACKEND_DRAIN;
+	uint32_t weight = 0;
+	size_t pl, bi;
+	json_t *j;
+	int r;
+
+	if (find_pool(a, rt->pool, &pl) < 0) {
+		fail(res, oc, 404, "there is no pool named \"%s\"", rt->pool);
+		return;
+	}
+	if (find_backend(a, pl, rt->backend, &bi) < 0) {
+		fail(res, oc, 404, "pool \"%s\" has no backend named \"%s\"",
+		     rt->pool, rt->backend);
+		return;
+	}
+	if (rt->ep == EP_ENABLE) {
+		op = PROXY_BACKEND_ENABLE;
+	} else if (rt->ep == EP_WEIGHT) {
+		op = PROXY_BACKEND_SET_WEIGHT;
+		if (parse_weight(req, res, oc, &weight) < 0)
+			return;
+		oc->extra = json_pack("{s:i}", "weight", (int)weight);
+	}
+	r = proxy_backend_op(a->proxy, rt->pool, rt->backend, op, weight);
+	if (r == -ENOENT) {
+		fail(res, oc, 404, "pool \"%s\" has no backend named \"%s\"",
+		     rt->pool, rt->backend);
+		return;
+	}
+	if (r < 0) {
+		fail(res, oc, 400, "%s/%s: %s", rt->pool, rt->backend,
+		     r == -EINVAL ? "weight out of range (0..1000)"
+				  : strerror(-r));
+		return;
+	}
+	j = json_object();
+	json_object_set_new(j, "ok", json_true());
+	json_object_set_new(j, "pool", json_string(rt->pool));
+	json_object_set_new(j, "backend", backend_json(a, pl, bi));
+	reply_json(res, 200, j);
+	snprintf(oc->result, sizeof(oc->result), "ok");
+}
+
+static void reload_action(struct admin *a, struct http_server_res *res,
+			  struct outcome *oc)
+{
+	char err[1024];
+	json_t *j;
+	int r;
+
+	if (a->reload_hook == NULL) {
+		fail(res, oc, 503, "reload is not available in this process");
+		return;
+	}
+	err[0] = '\0';
+	r = a->reload_hook(a->reload_ud, err, sizeof(err));
+	if (r < 0) {
+		j = json_object();
+		json_object_set_new(j, "ok", json_false());
+		json_object_set_new(j, "error",
+				    text_json(err[0] ? err : "reload failed"));
+		reply_json(res, 422, j);
+		snprintf(oc->result, sizeof(oc->result), "error: %s",
+			 err[0] ? err : "reload failed");
+		return;
+	}
+	/* The new config is in force: follow its token file and audit log
+	 * before the reload itself is recorded, so a new audit file starts
+	 * with the reload that opened it. */
+	admin_config_changed(a);
+	j = json_object();
+	json_object_set_new(j, "ok", json_true());
+	if (r == 1) {
+		json_object_set_new(j, "restart_needed", text_json(err));
+		oc->extra = json_pack("{s:o}", "restart_needed", text_json(err));
+	}
+	reply_json(res, 200, j);
+	snprintf(oc->result, sizeof(oc->result), "ok");
+}
+
+/* --- the handler ---------------------------------------------------------- */
+
+static void not_allowed(struct http_server_req *req,
+			struct http_server_res *res, struct outcome *oc,
+			const char *allow)
+{
+	struct http_span ms = req->msg->method_s;
+
+	buf_printf(&res->headers, "Allow: %s\r\n", allow);
+	fail(res, oc, 405, "method %.*s is not allowed here; use %s",
+	     (int)(ms.len > 32 ? 32 : ms.len), http_span_ptr(req->base, ms),
+	     allow);
+}
+
+static void api(struct admin *a, struct http_server_req *req,
+		struct http_server_res *res)
+{
+	enum http_method m = req->msg->method;
+	const char *action;
+	struct outcome oc;
+	struct route rt;
+	char target[4096]; /* "pool/backend", or the config file's path */
+
+	route_parse(req->path, &rt);
+	action = action_name(rt.ep);
+	memset(&oc, 0, sizeof(oc));
+	if (rt.ep == EP_RELOAD)
+		snprintf(target, sizeof(target), "%s",
+			 proxy_config(a->proxy)->path);
+	else
+		snprintf(target, sizeof(target), "%s/%s", rt.pool, rt.backend);
+
+	if (!token_ok(a, http_server_req_header(req, "authorization"))) {
+		buf_appends(&res->headers,
+			    "WWW-Authenticate: Bearer realm=\"storekeep\"\r\n");
+		fail(res, &oc, 401, "a valid bearer token is required");
+		if (action)
+			audit_record(&a->audit, req->peer, action, target,
+				     oc.result, NULL);
+		else
+			log_warn("admin: unauthorized", "peer=%s path=%s",
+				 req->peer, req->path);
+		return;
+	}
+	switch (rt.ep) {
+	case EP_NONE:
+		reply_error(res, 404, "no such endpoint");
+		return;
+	case EP_STATUS:
+	case EP_POOLS:
+		if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
+			not_allowed(req, res, &oc, "GET, HEAD");
+			return;
+		}
+		if (rt.ep == EP_STATUS) {
+			reply_json(res, 200, status_json(a));
+		} else {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "pools", pools_json(a));
+			reply_json(res, 200, j);
+		}
+		return;
+	case EP_DRAIN:
+	case EP_ENABLE:
+		if (m != HTTP_M_POST)
+			not_allowed(req, res, &oc, "POST");
+		else
+			backend_action(a, &rt, req, res, &oc);
+		break;
+	case EP_WEIGHT:
+		if (m != HTTP_M_PUT && m != HTTP_M_POST)
+			not_allowed(req, res, &oc, "PUT, POST");
+		else
+			backend_action(a, &rt, req, res, &oc);
+		break;
+	case EP_RELOAD:
+		if (m != HTTP_M_POST)
+			not_allowed(req, res, &oc, "POST");
+		else
+			reload_action(a, res, &oc);
+		break;
+	}
+	audit_record(&a->audit, req->peer, action, target, oc.result, oc.extra);
+	json_decref(oc.extra);
 }
 
 static void handler(void *ud, struct http_server_req *req,
@@ -336,31 +817,7 @@ static void handler(void *ud, struct http_server_req *req,
 		return;
 	}
 	if (strncmp(req->path, "/api/", 5) == 0) {
-		if (!token_ok(a, http_server_req_header(req, "authorization"))) {
-			log_warn("admin: unauthorized", "peer=%s path=%s", req->peer,
-				 req->path);
-			buf_appends(&res->headers,
-				    "WWW-Authenticate: Bearer realm=\"storekeep\"\r\n");
-			reply_text(res, 401, "application/json",
-				   "{\"error\":\"a valid bearer token is required\"}\n");
-			return;
-		}
-		if (strcmp(req->path, "/api/v1/status") == 0) {
-			json_t *j;
-			char *s;
-
-			if (m != HTTP_M_GET && m != HTTP_M_HEAD)
-				goto not_allowed;
-			j = status_json(a);
-			s = json_dumps(j, JSON_INDENT(2));
-			json_decref(j);
-			reply_text(res, 200, "application/json", s ? s : "{}");
-			buf_appendc(&res->body, '\n');
-			free(s);
-			return;
-		}
-		reply_text(res, 404, "application/json",
-			   "{\"error\":\"no such endpoint\"}\n");
+		api(a, req, res);
 		return;
 	}
 	reply_text(res, 404, "text/plain", "404 Not Found\n");
@@ -370,23 +827,40 @@ not_allowed:
 	reply_text(res, 405, "text/plain", "405 Method Not Allowed\n");
 }
 
+/* --- life cycle ----------------------------------------------------------- */
+
+static void set_token(struct admin *a, char *token)
+{
+	if (a->token) {
+		explicit_bzero(a->token, a->token_len);
+		free(a->token);
+	}
+	a->token = token;
+	a->token_len = strlen(token);
+}
+
 int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 		struct admin **out, char *err, size_t errlen)
 {
 	struct http_server_opts o;
 	struct admin *a;
+	char *token = NULL;
 	int r;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return -ENOMEM;
 	a->proxy = p;
+	a->audit.fd = -1;
 	a->started_wall_ms = clock_wall_ms();
 	a->started_mono_ms = clock_mono_ms();
-	r = admin_read_token(cfg->admin.token_file, &a->token, err, errlen);
+	r = admin_read_token(cfg->admin.token_file, &token, err, errlen);
 	if (r < 0)
 		goto fail;
-	a->token_len = strlen(a->token);
+	set_token(a, token);
+	r = audit_open(&a->audit, cfg->admin.audit_log, err, errlen);
+	if (r < 0)
+		goto fail;
 	memset(&o, 0, sizeof(o));
 	o.listen = cfg->admin.listen.text;
 	o.fd = -1;
@@ -394,21 +868,58 @@ int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 	r = http_server_start(loop, &o, handler, a, &a->srv, err, errlen);
 	if (r < 0)
 		goto fail;
-	log_info("admin listening", "listen=%s", cfg->admin.listen.text);
+	log_info("admin listening", "listen=%s audit_log=%s",
+		 cfg->admin.listen.text,
+		 cfg->admin.audit_log ? cfg->admin.audit_log : "-");
 	*out = a;
 	return 0;
 fail:
+	audit_close(&a->audit);
 	if (a->token)
-		explicit_bzero(a->token, strlen(a->token));
+		explicit_bzero(a->token, a->token_len);
 	free(a->token);
 	free(a);
 	return r;
+}
+
+void admin_set_reload_hook(struct admin *a, admin_reload_hook hook, void *ud)
+{
+	a->reload_hook = hook;
+	a->reload_ud = ud;
 }
 
 void admin_set_status_hook(struct admin *a, admin_status_hook hook, void *ud)
 {
 	a->hook = hook;
 	a->hook_ud = ud;
+}
+
+void admin_config_changed(struct admin *a)
+{
+	const struct config *cfg = proxy_config(a->proxy);
+	char err[512], *token;
+
+	if (admin_read_token(cfg->admin.token_file, &token, err, sizeof(err)) < 0) {
+		log_error("admin token not reloaded; the old token stays in force",
+			  "err=\"%s\"", err);
+	} else {
+		if (strcmp(token, a->token) != 0)
+			log_info("admin token changed", "file=%s",
+				 cfg->admin.token_file);
+		set_token(a, token);
+	}
+	(void)audit_set_path(&a->audit, cfg->admin.audit_log);
+}
+
+int admin_reopen_audit(struct admin *a)
+{
+	return audit_reopen(&a->audit);
+}
+
+void admin_audit(struct admin *a, const char *peer, const char *action,
+		 const char *target, const char *result)
+{
+	audit_record(&a->audit, peer, action, target, result, NULL);
 }
 
 int admin_port(struct admin *a)
@@ -421,6 +932,7 @@ void admin_stop(struct admin *a)
 	if (a == NULL)
 		return;
 	http_server_stop(a->srv);
+	audit_close(&a->audit);
 	explicit_bzero(a->token, a->token_len);
 	free(a->token);
 	free(a);

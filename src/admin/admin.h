@@ -7,6 +7,9 @@
  * "Authorization: Bearer <token>", the token read from admin.token_file
  * (a file that must not be readable by group or others).
  *
+ * Operations (drain, enable, weight, reload) are recorded in the main log
+ * and, when admin.audit_log is set, as JSON lines in that file.
+ *
  * The admin reads everything and nothing depends on it: it gets its data
  * through the proxy's read-side functions and an optional status hook.
  */
@@ -26,6 +29,15 @@ struct admin;
 typedef void (*admin_status_hook)(void *ud, json_t *status);
 
 /*
+ * Reloads the configuration file (the daemon's, on the control thread).
+ * Returns 0 when the new file is in force; 1 when it is in force but some
+ * settings need a restart (err lists them); -1 when the file is invalid
+ * and nothing changed (err holds the loader's "file:line: key: ..."
+ * message).
+ */
+typedef int (*admin_reload_hook)(void *ud, char *err, size_t errlen);
+
+/*
  * Starts the admin listener of cfg on loop, reporting on p (borrowed; it
  * must outlive the admin). Returns 0 and *out, or a negative errno with a
  * one-line message in err.
@@ -33,7 +45,27 @@ typedef void (*admin_status_hook)(void *ud, json_t *status);
 int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 		struct admin **out, char *err, size_t errlen);
 void admin_set_status_hook(struct admin *a, admin_status_hook hook, void *ud);
+void admin_set_reload_hook(struct admin *a, admin_reload_hook hook, void *ud);
 int admin_port(struct admin *a);
+
+/*
+ * Follows the config now in force (proxy_config()) after a reload made
+ * outside the API, e.g. on SIGHUP (the API's own reload calls it): reads
+ * admin.token_file again (if that fails, the old token stays and the error
+ * is logged) and switches to a new admin.audit_log path (if it cannot be
+ * opened, the old file stays in use). admin.listen cannot change.
+ */
+void admin_config_changed(struct admin *a);
+
+/* Reopens the audit log after rotation (SIGUSR1). Returns 0 or -errno,
+ * already logged; the old file stays in use on error. */
+int admin_reopen_audit(struct admin *a);
+
+/* Records an admin action made outside the API (e.g. peer "signal",
+ * action "reload", target the config path, result "ok" or "error: ...")
+ * in the main log and the audit log. Strings are borrowed. */
+void admin_audit(struct admin *a, const char *peer, const char *action,
+		 const char *target, const char *result);
 /* Closes the listener; memory goes when the loop has run the closes. */
 void admin_stop(struct admin *a);
 

@@ -30,4 +30,9 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo);
 /* `storekeep demo`; argv[0] is "demo". */
 int cli_demo(int argc, char **argv);
 
+/* `storekeep ctl`, the admin API client (ctl.c); argv[0] is "ctl".
+ * Returns the exit status: 0 done, 1 the API refused or could not be
+ * reached, 2 a usage error. */
+int cli_ctl(int argc, char **argv);
+
 #endif

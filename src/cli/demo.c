@@ -223,6 +223,7 @@ int cli_demo(int argc, char **argv)
 		   "  shutdown_grace: 5s\n"
 		   "pools:\n"
 		   "  - name: shop\n"
+		   "    balance: least_conn\n"
 		   "    health:\n"
 		   "      path: /healthz\n"
 		   "      interval: 1s\n"
@@ -237,6 +238,20 @@ int cli_demo(int argc, char **argv)
 		buf_printf(&y, "      - name: %s\n        address: %s\n", names[i],
 			   addrs[i]);
 	}
+	/* Checkout is where a double click costs money: repeated
+	 * Idempotency-Keys are answered at the edge, and a checkout that may
+	 * have reached a backend is never retried. */
+	buf_appends(&y,
+		    "routes:\n"
+		    "  - name: checkout\n"
+		    "    path: /checkout\n"
+		    "    pool: shop\n"
+		    "    retry:\n"
+		    "      methods: []\n"
+		    "    idempotency:\n"
+		    "      enabled: true\n"
+		    "  - name: shop\n"
+		    "    pool: shop\n");
 	r = write_file(cfgpath, y.data, y.len);
 	buf_fini(&y);
 	if (r < 0) {

@@ -67,6 +67,41 @@ static void on_proxy_stopped(struct proxy *p, void *ud)
 	close_signals(s);
 }
 
+/*
+ * Loads the config file again and swaps it in. An invalid file changes
+ * nothing; the error (file:line: key: ...) is logged and returned.
+ */
+static int reload(void *ud, char *err, size_t errlen)
+{
+	struct serve *s = ud;
+	const struct config *cur = proxy_config(s->proxy);
+	struct config *cfg;
+	int r;
+
+	if (s->stopping) {
+		snprintf(err, errlen, "storekeep is stopping");
+		return -1;
+	}
+	if (config_load(cur->path, &cfg, err, errlen) != 0) {
+		log_error("reload refused: the configuration is invalid; the old "
+			  "one stays in force",
+			  "err=\"%s\"", err);
+		return -1;
+	}
+	if (cfg->log.level != cur->log.level)
+		log_set_level((enum log_level)cfg->log.level);
+	if ((cfg->log.file == NULL) != (cur->log.file == NULL) ||
+	    (cfg->log.file && strcmp(cfg->log.file, cur->log.file) != 0)) {
+		r = log_open((enum log_level)cfg->log.level, cfg->log.file);
+		if (r < 0)
+			log_error("cannot open the new log file; logging to stderr",
+				  "file=%s err=%s", cfg->log.file, strerror(-r));
+	}
+	r = proxy_reload(s->proxy, cfg, err, errlen);
+	config_unref(cfg);
+	return r;
+}
+
 static void begin_stop(struct serve *s, const char *why)
 {
 	if (s->stopping) {
@@ -75,7 +110,7 @@ static void begin_stop(struct serve *s, const char *why)
 	}
 	s->stopping = 1;
 	log_info("stopping", "signal=%s grace_ms=%u", why,
-		 s->cfg->timeouts.shutdown_grace_ms);
+		 proxy_config(s->proxy)->timeouts.shutdown_grace_ms);
 	proxy_stop(s->proxy, on_proxy_stopped, s);
 }
 
@@ -90,16 +125,32 @@ static void signal_cb(uv_signal_t *h, int signum)
 	case SIGINT:
 		begin_stop(s, "INT");
 		break;
-	case SIGHUP:
-		log_warn("reload is not supported yet; restart storekeep to apply "
-			 "a new configuration",
-			 "signal=HUP");
+	case SIGHUP: {
+		char err[1024];
+		char result[1100];
+		int r;
+
+		log_info("reloading", "signal=HUP");
+		r = reload(s, err, sizeof(err));
+		if (s->admin) {
+			if (r >= 0)
+				admin_config_changed(s->admin);
+			snprintf(result, sizeof(result), "%s%s",
+				 r < 0 ? "error: " : "ok", r < 0 ? err : "");
+			admin_audit(s->admin, "signal", "reload",
+				    proxy_config(s->proxy)->path, result);
+		}
 		break;
+	}
 	case SIGUSR1:
 		if (log_reopen() != 0)
 			log_error("log reopen failed", "err=%s", strerror(errno));
 		else
 			log_info("log reopened", "signal=USR1");
+		/* The access and audit logs report their own failures. */
+		(void)proxy_reopen_logs(s->proxy);
+		if (s->admin)
+			admin_reopen_audit(s->admin);
 		break;
 	}
 }
@@ -168,6 +219,7 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 			goto fail;
 		}
 		admin_set_status_hook(s.admin, status_hook, &s);
+		admin_set_reload_hook(s.admin, reload, &s);
 	}
 	if (demo) {
 		s.sup = supervisor_new(&s.loop);

@@ -196,7 +196,7 @@ static const struct field admin_fields[] = {
 	 .doc = "file holding the API token (at least 16 visible characters); "
 		"must not be readable or writable by group or others"},
 	{AT("audit_log", struct cfg_admin, audit_log), .type = T_FILE,
-	 .min = 1, .max = PATH_MAX - 1,
+	 .min = 1, .max = PATH_MAX - 1, .flags = F_RELOAD,
 	 .doc = "file that gets one JSON line per admin action (who, what, "
 		"result); every action is also in the main log"},
 };

@@ -93,10 +93,10 @@ def test_demo_serves_the_shop_and_leaves_nothing_behind(tmp_path, procs, storeke
                "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
                "--shop-port", shop, "--workers", "2"],
               log_path=str(tmp_path / "demo.log"))
-    wait_port(listen, 20)
-    wait_port(admin, 20)
+    wait_port(listen, 20, proc=d)
+    wait_port(admin, 20, proc=d)
     for p in (shop, shop + 1, shop + 2):
-        wait_port(p, 30)
+        wait_port(p, 30, proc=d)
     token = (state / "admin.token").read_text().strip()
     assert oct((state / "admin.token").stat().st_mode & 0o777) == "0o600"
     assert token in d.log()  # the banner shows it
