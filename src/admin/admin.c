@@ -36,13 +36,26 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "http/server.h"
+#include "monitor/host.h"
+#include "monitor/metrics.h"
 
 #ifndef SK_VERSION
 #define SK_VERSION "dev"
 #endif
 
+/* Host metrics, sampled every second on the control loop. Heap-allocated
+ * apart from the admin so its timer can close after the admin is gone. */
+struct hostmon {
+	uv_timer_t timer;
+	struct host_sample prev;
+	struct host_sample cur;
+	struct host_rates rates;
+	int nsamples;
+};
+
 struct admin {
 	struct http_server *srv;
+	struct hostmon *host;
 	struct proxy *proxy;
 	char *token; /* replaced when a reload brings a new token file */
 	size_t token_len;
@@ -814,6 +827,12 @@ static void handler(void *ud, struct http_server_req *req,
 		buf_appends(&res->headers,
 			    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
 		write_metrics(a, &res->body);
+		metrics_write_prometheus(proxy_metrics(a->proxy), &res->body);
+		if (a->host && a->host->nsamples > 0)
+			host_write_prometheus(&a->host->cur,
+					      a->host->nsamples > 1 ? &a->host->rates
+								    : NULL,
+					      &res->body);
 		return;
 	}
 	if (strncmp(req->path, "/api/", 5) == 0) {
@@ -837,6 +856,34 @@ static void set_token(struct admin *a, char *token)
 	}
 	a->token = token;
 	a->token_len = strlen(token);
+}
+
+static void host_tick_cb(uv_timer_t *t)
+{
+	struct hostmon *h = t->data;
+	struct host_sample next;
+
+	if (host_sample(&next, NULL) != 0)
+		return;
+	if (h->nsamples > 0) {
+		host_rates_free(&h->rates);
+		if (host_rates(&h->cur, &next, &h->rates) != 0)
+			memset(&h->rates, 0, sizeof(h->rates));
+	}
+	host_sample_free(&h->prev);
+	h->prev = h->cur;
+	h->cur = next;
+	h->nsamples++;
+}
+
+static void host_closed_cb(uv_handle_t *hd)
+{
+	struct hostmon *h = hd->data;
+
+	host_rates_free(&h->rates);
+	host_sample_free(&h->prev);
+	host_sample_free(&h->cur);
+	free(h);
 }
 
 int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
@@ -868,6 +915,12 @@ int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 	r = http_server_start(loop, &o, handler, a, &a->srv, err, errlen);
 	if (r < 0)
 		goto fail;
+	a->host = calloc(1, sizeof(*a->host));
+	SK_ASSERT(a->host != NULL);
+	uv_timer_init(loop, &a->host->timer);
+	a->host->timer.data = a->host;
+	host_tick_cb(&a->host->timer);
+	uv_timer_start(&a->host->timer, host_tick_cb, 1000, 1000);
 	log_info("admin listening", "listen=%s audit_log=%s",
 		 cfg->admin.listen.text,
 		 cfg->admin.audit_log ? cfg->admin.audit_log : "-");
@@ -932,6 +985,11 @@ void admin_stop(struct admin *a)
 	if (a == NULL)
 		return;
 	http_server_stop(a->srv);
+	if (a->host) {
+		uv_timer_stop(&a->host->timer);
+		uv_close((uv_handle_t *)&a->host->timer, host_closed_cb);
+		a->host = NULL;
+	}
 	audit_close(&a->audit);
 	explicit_bzero(a->token, a->token_len);
 	free(a->token);

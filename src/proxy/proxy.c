@@ -94,7 +94,12 @@ int proxy_new(struct config *cfg, struct proxy **out, char *err, size_t errlen)
 		proxy_free(p);
 		return -ENOMEM;
 	}
-	p->rt = runtime_new(cfg, NULL, p->nworkers);
+	if (metrics_new((unsigned)p->nworkers + 1, &p->metrics) != 0) {
+		snprintf(err, errlen, "out of memory");
+		proxy_free(p);
+		return -ENOMEM;
+	}
+	p->rt = runtime_new(cfg, NULL, p->nworkers, p->metrics);
 	p->idem = idem_new(cfg->idempotency.max_bytes,
 			   cfg->idempotency.max_entry_bytes);
 	p->port = -1;
@@ -151,6 +156,11 @@ struct runtime *proxy_runtime_get(struct proxy *p)
 	runtime_ref(rt);
 	pthread_mutex_unlock(&p->rt_lock);
 	return rt;
+}
+
+struct metrics *proxy_metrics(struct proxy *p)
+{
+	return p->metrics;
 }
 
 int proxy_reopen_logs(struct proxy *p)
@@ -383,7 +393,7 @@ int proxy_reload(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 		       old->access_log.ipv6_prefix != cfg->access_log.ipv6_prefix)),
 	     "access_log");
 #undef KEEP
-	rt = runtime_new(cfg, p->rt, p->nworkers);
+	rt = runtime_new(cfg, p->rt, p->nworkers, p->metrics);
 	pthread_mutex_lock(&p->rt_lock);
 	prev = p->rt;
 	p->rt = rt;
@@ -440,6 +450,8 @@ void proxy_free(struct proxy *p)
 	for (size_t i = 0; p->workers && i < p->nworkers; i++)
 		pthread_mutex_destroy(&p->workers[i].woken_lock);
 	runtime_unref(p->rt);
+	if (p->metrics)
+		metrics_free(p->metrics);
 	pthread_mutex_destroy(&p->rt_lock);
 	free(p->workers);
 	free(p->listen.text);

@@ -59,6 +59,11 @@ int proxy_port(const struct proxy *p);
  * return of 1; otherwise returns 0.
  */
 int proxy_reload(struct proxy *p, struct config *cfg, char *err, size_t errlen);
+struct metrics;
+/* The registry of per-route series (request durations, responses by
+ * class); the admin writes it into /metrics. */
+struct metrics *proxy_metrics(struct proxy *p);
+
 /* Reopens the access log after rotation (SIGUSR1). Returns 0 or -errno. */
 int proxy_reopen_logs(struct proxy *p);
 /* The config in force (borrowed; valid on the control thread until the

@@ -38,6 +38,7 @@
 #include "proxy/balance.h"
 #include "proxy/idem.h"
 #include "proxy/proxy.h"
+#include "monitor/metrics.h"
 
 struct worker;
 struct client;
@@ -103,11 +104,18 @@ struct rpool {
 	size_t n;
 };
 
+/* Metric handles of one route (or of the whole proxy without routes). */
+struct rmetrics {
+	struct metrics_hist duration;
+	struct metrics_counter responses[6]; /* by status class; [0] other */
+};
+
 struct runtime {
 	_Atomic unsigned refs;
 	struct config *cfg; /* one reference */
 	struct rpool *pools;
 	size_t npools;
+	struct rmetrics *route_m; /* [nroutes], or [1] without routes */
 };
 
 /* A connection to a backend, owned by one worker. */
@@ -227,6 +235,7 @@ struct proxy {
 	size_t hc_closing;
 	struct accesslog *alog;
 	struct idem_store *idem;
+	struct metrics *metrics; /* shard i: worker i; nworkers: control */
 	/* Fixed at start: not reloadable. */
 	struct cfg_addr listen;
 	uint32_t client_conns_limit;
@@ -320,7 +329,7 @@ struct client {
 
 /* runtime.c */
 struct runtime *runtime_new(struct config *cfg, struct runtime *prev,
-			    size_t nworkers);
+			    size_t nworkers, struct metrics *reg);
 void runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 void backend_unref(struct backend *b);

@@ -72,8 +72,40 @@ static int same_backend(const struct backend *b, const char *pool,
 	       memcmp(&b->addr.sa, &cb->addr.sa, cb->addr.salen) == 0;
 }
 
+/* Registers the per-route series. Registering again (a reload) returns the
+ * same handles; series of routes a reload dropped keep their last values. */
+static void register_route(struct metrics *reg, struct rmetrics *m,
+			   const char *route, const char *pool)
+{
+	static const char *const cls[6] = {"other", "1xx", "2xx",
+					   "3xx",   "4xx", "5xx"};
+	struct metrics_label l[3] = {{"route", route}, {"pool", pool}, {NULL, NULL}};
+	struct metrics_desc d = {
+		.name = "storekeep_http_request_duration_seconds",
+		.help = "Time from a request's first byte to the end of its "
+			"response, by route.",
+		.labels = l,
+		.nlabels = 2,
+		.decimals = METRICS_US_TO_S,
+	};
+
+	memset(m, 0, sizeof(*m));
+	if (reg == NULL)
+		return;
+	(void)metrics_hist_reg(reg, &d, &m->duration);
+	d.name = "storekeep_route_responses_total";
+	d.help = "Responses sent to clients, by route and status class.";
+	d.nlabels = 3;
+	d.decimals = 0;
+	l[2].name = "class";
+	for (int k = 0; k < 6; k++) {
+		l[2].value = cls[k];
+		(void)metrics_counter_reg(reg, &d, &m->responses[k]);
+	}
+}
+
 struct runtime *runtime_new(struct config *cfg, struct runtime *prev,
-			    size_t nworkers)
+			    size_t nworkers, struct metrics *reg)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
 
@@ -115,6 +147,13 @@ struct runtime *runtime_new(struct config *cfg, struct runtime *prev,
 				atomic_store(&rp->bs[k]->up, 1);
 		}
 	}
+	rt->route_m = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*rt->route_m));
+	SK_ASSERT(rt->route_m != NULL);
+	if (cfg->nroutes == 0)
+		register_route(reg, &rt->route_m[0], "default", cfg->pools[0].name);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		register_route(reg, &rt->route_m[i], cfg->routes[i].name,
+			       cfg->routes[i].pool);
 	return rt;
 }
 
@@ -133,6 +172,7 @@ void runtime_unref(struct runtime *rt)
 		free(rt->pools[i].bs);
 	}
 	free(rt->pools);
+	free(rt->route_m);
 	config_unref(rt->cfg);
 	free(rt);
 }

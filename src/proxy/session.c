@@ -401,6 +401,17 @@ static void request_end(struct client *c)
 	c->in_flight = 0;
 	atomic_fetch_sub_explicit(&w->st.in_flight, 1, memory_order_relaxed);
 	uv_timer_stop(&c->req_timer);
+	if (c->view && c->status) {
+		const struct runtime *rt = c->view->rt;
+		const struct rmetrics *m =
+			&rt->route_m[c->route ? (size_t)(c->route - rt->cfg->routes) : 0];
+		int cls = c->status / 100;
+
+		metrics_counter_add(w->proxy->metrics, (unsigned)w->id,
+				    m->responses[(cls >= 1 && cls <= 5) ? cls : 0], 1);
+		metrics_hist_record(w->proxy->metrics, (unsigned)w->id, m->duration,
+				    now_us() - c->t_start_us);
+	}
 	if (c->state == C_QUEUED && c->wp)
 		queue_remove(c->wp, c);
 	idem_end(c);

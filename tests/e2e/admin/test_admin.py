@@ -40,15 +40,21 @@ def test_metrics_exposition(origin, edge):
     requests.get(e.url + "/status?code=404", timeout=5)
     text = requests.get(e.admin + "/metrics", timeout=5).text
     # Every sample belongs to a family announced with HELP and TYPE.
-    families = set(re.findall(r"^# TYPE (\S+) (?:counter|gauge)$", text, re.M))
+    families = dict(re.findall(r"^# TYPE (\S+) (counter|gauge|histogram)$", text, re.M))
     assert families
+    helps = set(re.findall(r"^# HELP (\S+) ", text, re.M))
+    assert set(families) == helps
+    sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'
+                        r'(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})?'
+                        r' (-?[0-9.]+(e[-+]?[0-9]+)?|\+Inf|NaN)$')
     for line in text.splitlines():
         if line.startswith("#") or not line:
             continue
-        m = re.match(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?\d+(\.\d+)?$',
-                     line)
+        m = sample.match(line)
         assert m, line
-        assert m.group(1) in families, line
+        name = m.group(1)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in families or families.get(base) == "histogram", line
     assert re.search(r'^storekeep_http_responses_total\{class="2xx"\} (\d+)$', text, re.M)
     n2 = int(re.search(r'responses_total\{class="2xx"\} (\d+)', text).group(1))
     n4 = int(re.search(r'responses_total\{class="4xx"\} (\d+)', text).group(1))
