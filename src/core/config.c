@@ -705,6 +705,7 @@ static const struct section sql_section = {
 };
 
 static int check_source(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_monitor(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_job(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_backup(struct loader *l, void *obj, const struct mapinfo *mi);
 
@@ -856,6 +857,116 @@ static const struct section backup_section = {
 	.check = check_backup,
 };
 
+static const char *const probe_type_names[] = {"http", "tcp", "postgresql",
+						"sqlite", "nagios", NULL};
+
+static const struct field arg_fields[] = {
+	{AT("arg", struct cfg_arg, arg), .type = T_STR, .min = 0, .max = 4096,
+	 .doc = "argument"},
+};
+
+static const struct section arg_section = {
+	.doc = "arguments", .scalar = 1, .noun = "argument",
+	.fields = arg_fields, .nfields = NFIELDS(arg_fields),
+	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
+};
+
+static int check_probe(struct loader *l, void *obj, const struct mapinfo *mi);
+
+static const struct field probe_fields[] = {
+	{AT("name", struct cfg_probe, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "probe name, unique; the `probe` label of its metrics"},
+	{AT("type", struct cfg_probe, type), .type = T_ENUM,
+	 .names = probe_type_names, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "what is checked"},
+	{AT("interval", struct cfg_probe, interval_ms), .type = T_DURATION,
+	 .min = 100, .max = MS_DAY, .def = "10s", .flags = F_RELOAD,
+	 .doc = "time between two runs"},
+	{AT("timeout", struct cfg_probe, timeout_ms), .type = T_DURATION,
+	 .min = 1, .max = MS_HOUR, .def = "5s", .flags = F_RELOAD,
+	 .doc = "a run that takes longer is critical; must be shorter than "
+		"interval"},
+	{AT("url", struct cfg_probe, url), .type = T_STR, .min = 8,
+	 .max = 4096, .flags = F_RELOAD,
+	 .doc = "http: the URL fetched (`http://host:port/path`)"},
+	{AT("status_min", struct cfg_probe, status_min), .type = T_INT,
+	 .min = 100, .max = 599, .def = "200", .flags = F_RELOAD,
+	 .doc = "http: lowest status that is ok"},
+	{AT("status_max", struct cfg_probe, status_max), .type = T_INT,
+	 .min = 100, .max = 599, .def = "399", .flags = F_RELOAD,
+	 .doc = "http: highest status that is ok"},
+	{AT("body_contains", struct cfg_probe, body_contains), .type = T_STR,
+	 .min = 1, .max = 4096, .flags = F_RELOAD,
+	 .doc = "http: text the body must contain"},
+	{AT("address", struct cfg_probe, address), .type = T_ADDR,
+	 .flags = F_RELOAD, .doc = "tcp: the address connected to"},
+	{AT("conninfo", struct cfg_probe, conninfo), .type = T_STR, .min = 1,
+	 .max = 4096, .flags = F_RELOAD,
+	 .doc = "postgresql: a libpq connection string"},
+	{AT("path", struct cfg_probe, path), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "sqlite: the database file"},
+	{AT("command", struct cfg_probe, command), .type = T_LIST, .min = 0,
+	 .max = 64, .aux = offsetof(struct cfg_probe, ncommand),
+	 .sub = &arg_section, .flags = F_RELOAD,
+	 .doc = "nagios: the plugin and its arguments, e.g. "
+		"`[/usr/lib/nagios/plugins/check_disk, -w, 20%, -p, /]`"},
+};
+
+static const struct section probe_section = {
+	.doc = "A probe checks something from outside the request path on a "
+	       "schedule; a hung probe never delays another or the proxy.",
+	.noun = "probe",
+	.fields = probe_fields,
+	.nfields = NFIELDS(probe_fields),
+	.size = sizeof(struct cfg_probe),
+	.line_off = offsetof(struct cfg_probe, line),
+	.check = check_probe,
+};
+
+static const struct field history_fields[] = {
+	{AT("path", struct cfg_history, path), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .def = "storekeep-history.db",
+	 .doc = "SQLite file of the downsampled history"},
+	{AT("minute_retention", struct cfg_history, minute_retention_ms),
+	 .type = T_DURATION, .min = MS_HOUR, .max = 3650ull * MS_DAY,
+	 .def = "7d", .flags = F_RELOAD,
+	 .doc = "how long 1-minute samples are kept"},
+	{AT("hour_retention", struct cfg_history, hour_retention_ms),
+	 .type = T_DURATION, .min = MS_DAY, .max = 3650ull * MS_DAY, .def = "90d",
+	 .flags = F_RELOAD,
+	 .doc = "how long 1-hour samples are kept"},
+	{AT("max_bytes", struct cfg_history, max_bytes), .type = T_SIZE,
+	 .min = MIB, .max = 64 * GIB, .def = "512m", .flags = F_RELOAD,
+	 .doc = "the file is kept under this size by dropping the oldest "
+		"samples first"},
+};
+
+static const struct section history_section = {
+	.doc = "History: the last hour at 1 s resolution in memory, older "
+	       "samples downsampled into SQLite.",
+	.fields = history_fields,
+	.nfields = NFIELDS(history_fields),
+	.line_off = NO_LINE,
+};
+
+static const struct field monitor_fields[] = {
+	{AT("history", struct cfg_monitor, history), .type = T_MAP,
+	 .sub = &history_section, .doc = "metric history"},
+	{AT("probes", struct cfg_monitor, probes), .type = T_LIST, .min = 0,
+	 .max = 1000, .aux = offsetof(struct cfg_monitor, nprobes),
+	 .sub = &probe_section, .doc = "the probes"},
+};
+
+static const struct section monitor_section = {
+	.doc = "Monitoring: probes and history.",
+	.fields = monitor_fields,
+	.nfields = NFIELDS(monitor_fields),
+	.line_off = NO_LINE,
+	.check = check_monitor,
+};
+
 static const struct field root_fields[] = {
 	{AT("workers", struct config, workers), .type = T_INT, .min = 0,
 	 .max = 256, .def = "0",
@@ -890,6 +1001,8 @@ static const struct field root_fields[] = {
 	 .sub = &access_section, .doc = "the access log; absent: none"},
 	{AT("idempotency", struct config, idempotency), .type = T_MAP,
 	 .sub = &idem_store_section, .doc = "the idempotency store"},
+	{AT("monitor", struct config, monitor), .type = T_MAP,
+	 .sub = &monitor_section, .doc = "probes and history"},
 	{AT("backup", struct config, backup), .type = T_MAP,
 	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_backup, enabled),
 	 .sub = &backup_section, .doc = "backups; absent: none"},
@@ -2089,6 +2202,57 @@ static int check_retry(struct loader *l, void *obj, const struct mapinfo *mi)
 	 * reached a backend. */
 	r->methods_set = key_written(mi, "methods") != 0;
 	return 0;
+}
+
+static int check_probe(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_probe *p = obj;
+
+	p->has_address = key_written(mi, "address") != 0;
+	if (p->timeout_ms >= p->interval_ms)
+		return fail_at(l, mi, key_written(mi, "timeout") ? "timeout" : "interval",
+			       "timeout must be shorter than interval");
+	if (p->status_min > p->status_max)
+		return fail_at(l, mi, "status_max",
+			       "must not be lower than status_min (%u)",
+			       p->status_min);
+	switch (p->type) {
+	case CFG_PROBE_HTTP:
+		if (p->url == NULL || strncmp(p->url, "http://", 7) != 0)
+			return fail_at(l, mi, p->url ? "url" : "type",
+				       "an http probe needs url: http://host:port/path "
+				       "(https is not supported yet)");
+		break;
+	case CFG_PROBE_TCP:
+		if (!p->has_address)
+			return fail_at(l, mi, "type", "a tcp probe needs address");
+		break;
+	case CFG_PROBE_POSTGRESQL:
+		if (p->conninfo == NULL)
+			return fail_at(l, mi, "type",
+				       "a postgresql probe needs conninfo");
+		break;
+	case CFG_PROBE_SQLITE:
+		if (p->path == NULL)
+			return fail_at(l, mi, "type", "a sqlite probe needs path");
+		break;
+	case CFG_PROBE_NAGIOS:
+		if (p->ncommand == 0 || p->command[0].arg[0] != '/')
+			return fail_at(l, mi, p->ncommand ? "command" : "type",
+				       "a nagios probe needs command, starting with "
+				       "the plugin's absolute path");
+		break;
+	}
+	return 0;
+}
+
+static int check_monitor(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_monitor *m = obj;
+
+	(void)mi;
+	return unique_names(l, "probes", (const char *)m->probes, m->nprobes,
+			    &probe_section, offsetof(struct cfg_probe, name));
 }
 
 static int check_source(struct loader *l, void *obj, const struct mapinfo *mi)

@@ -154,6 +154,51 @@ struct cfg_route {
 	int line;
 };
 
+/* --- monitoring (src/monitor) --- */
+
+enum cfg_probe_type {
+	CFG_PROBE_HTTP = 0,
+	CFG_PROBE_TCP,
+	CFG_PROBE_POSTGRESQL,
+	CFG_PROBE_SQLITE,
+	CFG_PROBE_NAGIOS,
+};
+
+struct cfg_arg {
+	char *arg;
+};
+
+struct cfg_probe {
+	char *name;
+	int type;		/* enum cfg_probe_type */
+	uint32_t interval_ms;	/* default 10000 */
+	uint32_t timeout_ms;	/* default 5000; < interval */
+	char *url;		/* http: "http://host:port/path" */
+	uint32_t status_min;	/* http: default 200 */
+	uint32_t status_max;	/* http: default 399 */
+	char *body_contains;	/* http: optional */
+	struct cfg_addr address; /* tcp */
+	int has_address;
+	char *conninfo;		/* postgresql */
+	char *path;		/* sqlite: the database file */
+	struct cfg_arg *command; /* nagios: argv, [0] the plugin */
+	size_t ncommand;
+	int line;
+};
+
+struct cfg_history {
+	char *path;		  /* SQLite file; default "storekeep-history.db" */
+	uint64_t minute_retention_ms; /* default 7d */
+	uint64_t hour_retention_ms;   /* default 90d */
+	uint64_t max_bytes;	  /* default 512 MiB */
+};
+
+struct cfg_monitor {
+	struct cfg_history history;
+	struct cfg_probe *probes;
+	size_t nprobes;
+};
+
 /* --- backups (src/backup) --- */
 
 enum cfg_source_type {
@@ -283,6 +328,7 @@ struct config {
 	struct cfg_access_log access_log;
 	struct cfg_idem_store idempotency;
 	struct cfg_backup backup;
+	struct cfg_monitor monitor;
 };
 
 /* Method names in the order of struct cfg_method's index. */

@@ -775,13 +775,13 @@ static void test_unknown_key(void **state)
 		 "body_bytes, client_conns)");
 	load_err("worker: 1\n" MIN_POOLS,
 		 "storekeep.yaml:1: worker: unknown key (expected one of: "
-		 "workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log, idempotency, backup)");
+		 "workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log, idempotency, monitor, backup)");
 	load_err(MIN_POOLS "        wieght: 2\n",
 		 "storekeep.yaml:6: pools[0].backends[0].wieght: unknown "
 		 "key (expected one of: name, address, weight, max_conns, backup)");
 	load_err("\"bad key\": 1\n",
 		 "storekeep.yaml:1: \"bad key\": unknown key (expected one "
-		 "of: workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log, idempotency, backup)");
+		 "of: workers, listen, log, admin, limits, timeouts, pools, routes, retry_budget, access_log, idempotency, monitor, backup)");
 }
 
 static void test_duplicate_key(void **state)
