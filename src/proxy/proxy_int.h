@@ -262,10 +262,12 @@ struct client {
 	struct client *qnext; /* queue link */
 	enum cstate state;
 	int handles_open;
-	char peer[64];
+	char peer[64];	   /* the client's address, for X-Forwarded-For */
+	char peer_log[64]; /* as logs show it (anonymised when configured) */
 
 	struct buf in; /* the request head from in.data[0]; then body */
 	size_t in_pos; /* next byte of in not yet forwarded */
+	size_t req_end; /* where the request ends in in, once req_body_done */
 	struct http_parser parser;
 	struct http_msg req;
 	struct http_header *hdrs;
@@ -280,7 +282,8 @@ struct client {
 	struct buf dechunk;  /* chunked body decoded for HTTP/1.0 clients */
 	struct bconn *bc;
 	struct wbackend *wb;
-	struct wbackend *failed; /* last backend that failed this request */
+	struct wbackend *tried[12]; /* backends that failed this request */
+	uint32_t ntried;
 	uint32_t attempts;
 	uint32_t retries;
 	char sticky_set[24];	 /* cookie value to set on the response */
@@ -366,10 +369,12 @@ void session_idem_woken(struct worker *w);
  * backend is eligible at all.
  */
 struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full);
-/* Takes an idle connection to wb or starts a new one (connect timeout
- * connect_ms); NULL on error. */
+/* Takes an idle connection to wb (when reuse is allowed) or starts a new
+ * one (connect timeout connect_ms); NULL on error. */
 struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
-			   uint32_t connect_ms);
+			   uint32_t connect_ms, int reuse);
+/* Eligible backends of wp that have not failed c yet (max_conns aside). */
+size_t upstream_untried(struct wpool *wp, struct client *c);
 /* Returns a connection after a complete exchange: idle or closed. */
 void upstream_release(struct bconn *bc, int reusable);
 void upstream_close(struct bconn *bc);

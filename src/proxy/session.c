@@ -272,6 +272,8 @@ static void idem_replay(struct client *c, struct idem_response *r)
 	uv_buf_t b[2];
 	int close = !c->req_body_done || !c->req.keep_alive || c->w->stopping;
 
+	if (!close)
+		c->in_pos = c->req_end; /* the next request starts there */
 	c->idem_resp = r;
 	client_read_stop(c);
 	uv_timer_stop(&c->timer);
@@ -507,6 +509,8 @@ static void reply_error_ra(struct client *c, int status, const char *detail,
 	 * request would start: close after answering. */
 	if (!c->req_body_done || !c->req.keep_alive || c->w->stopping)
 		close = 1;
+	else
+		c->in_pos = c->req_end; /* the next request starts there */
 	c->close_after = close;
 	c->state = C_ERROR;
 	buf_reset(&c->out);
@@ -651,13 +655,19 @@ static void rewind_request(struct client *c)
 	c->sticky_set[0] = '\0';
 }
 
+/* wb failed this request: a retry goes elsewhere. */
+static void mark_tried(struct client *c, struct wbackend *wb)
+{
+	if (wb && c->ntried < sizeof(c->tried) / sizeof(c->tried[0]))
+		c->tried[c->ntried++] = wb;
+}
+
 static void retry(struct client *c)
 {
 	c->retries++;
 	counter_add(&c->w->st.retries, 1);
 	if (c->wb)
 		counter_add(&c->wb->st->retries, 1);
-	c->failed = c->wb;
 	rewind_request(c);
 	dispatch(c);
 }
@@ -713,25 +723,25 @@ static void timer_cb(uv_timer_t *t)
 			client_close(c);
 			break;
 		}
-		log_info("client header timeout", "peer=%s", c->peer);
+		log_info("client header timeout", "peer=%s", c->peer_log);
 		reply_error(c, 408, "the request head did not arrive in time", 1);
 		break;
 	case C_IDEMWAIT:
-		log_info("idempotency wait timeout", "peer=%s route=%s", c->peer,
+		log_info("idempotency wait timeout", "peer=%s route=%s", c->peer_log,
 			 c->route->name);
 		reply_error(c, 409, "the first request with this Idempotency-Key "
 				    "is still in progress",
 			    0);
 		break;
 	case C_QUEUED:
-		log_info("queue timeout", "peer=%s pool=%s", c->peer,
+		log_info("queue timeout", "peer=%s pool=%s", c->peer_log,
 			 c->wp->cfg->name);
 		reply_error_ra(c, 503, "every backend is busy; try again shortly",
 			       0, 1);
 		break;
 	case C_UPSTREAM:
 		/* The client stopped sending its body. */
-		log_info("client body timeout", "peer=%s", c->peer);
+		log_info("client body timeout", "peer=%s", c->peer_log);
 		reply_error(c, 408, "the request body did not arrive in time", 1);
 		break;
 	case C_ERROR:
@@ -748,7 +758,7 @@ static void req_timer_cb(uv_timer_t *t)
 	if (c->state != C_UPSTREAM && c->state != C_QUEUED &&
 	    c->state != C_IDEMWAIT)
 		return;
-	log_info("request timeout", "peer=%s backend=%s", c->peer,
+	log_info("request timeout", "peer=%s backend=%s", c->peer_log,
 		 c->wb ? c->wb->b->name : "-");
 	if (c->wb && c->bc)
 		backend_failure(c->wb->b, c->wp->cfg, clock_mono_ms());
@@ -777,7 +787,7 @@ static void process_head(struct client *c)
 	if (r == HTTP_PARSE_ERROR) {
 		char q[128];
 
-		log_info("bad request", "peer=%s status=%d reason=%s", c->peer,
+		log_info("bad request", "peer=%s status=%d reason=%s", c->peer_log,
 			 c->parser.status,
 			 log_q(q, sizeof(q), c->parser.reason));
 		c->req_body_done = 0;
@@ -792,6 +802,7 @@ static void process_head(struct client *c)
 	cfg = c->view->rt->cfg;
 	c->state = C_UPSTREAM;
 	c->in_pos = c->req.head_len;
+	c->req_end = c->req.head_len;
 	c->bytes_in = c->req.head_len;
 	uv_timer_stop(&c->timer);
 
@@ -858,6 +869,14 @@ void session_idem_woken(struct worker *w)
 
 static void start_exchange(struct client *c);
 
+static int reuse_ok(const struct client *c)
+{
+	enum http_method m = c->req.method;
+
+	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
+	       m == HTTP_M_PUT || m == HTTP_M_DELETE || m == HTTP_M_TRACE;
+}
+
 static void dispatch(struct client *c)
 {
 	struct worker *w = c->w;
@@ -903,12 +922,15 @@ static void dispatch(struct client *c)
 		atomic_fetch_add_explicit(&wb->st->active, 1, memory_order_relaxed);
 		c->attempts++;
 		counter_add(&wb->st->requests, 1);
-		bc = upstream_get(w, wb, connect_ms(c));
+		/* A request that must not be sent twice gets a fresh
+		 * connection: an idle one may be closing under us, and then
+		 * we could not tell whether the backend acted on it. */
+		bc = upstream_get(w, wb, connect_ms(c), reuse_ok(c));
 		if (bc != NULL)
 			break;
 		counter_add(&wb->st->failures, 1);
 		release_active(c);
-		c->failed = wb;
+		mark_tried(c, wb);
 		if (c->attempts > wp->n) {
 			reply_error(c, 502, "no backend could be reached", 0);
 			return;
@@ -1018,7 +1040,7 @@ static void backend_failed(struct client *c, int err, int timeout)
 	struct bconn *bc = c->bc;
 	struct wbackend *wb = c->wb;
 	int connected = bc && bc->connected;
-	int reached;
+	int reached, stale;
 
 	if (wb) {
 		counter_add(&wb->st->failures, 1);
@@ -1031,16 +1053,19 @@ static void backend_failed(struct client *c, int err, int timeout)
 		return;
 	}
 	/* A stale keep-alive connection that the backend closed before
-	 * reading our request: nothing was acted upon. */
-	reached = connected && !(bc && bc->reused && !bc->got_bytes && !timeout &&
-				 c->req.body == HTTP_BODY_NONE &&
-				 method_retryable(c));
+	 * reading our request: nothing was acted upon, and the backend is
+	 * not at fault, so a fresh connection to it is fine. */
+	stale = connected && bc && bc->reused && !bc->got_bytes && !timeout &&
+		c->req.body == HTTP_BODY_NONE && method_retryable(c);
+	reached = connected && !stale;
+	if (!stale)
+		mark_tried(c, wb);
 	if (bc) {
 		bc->c = NULL;
 		upstream_close(bc);
 		c->bc = NULL;
 	}
-	if (may_retry(c, reached)) {
+	if ((stale || upstream_untried(c->wp, c) > 0) && may_retry(c, reached)) {
 		retry(c);
 		return;
 	}
@@ -1077,6 +1102,8 @@ static void backend_write_cb(uv_write_t *wr, int status)
 		c->replayable = 0;
 		c->in.len = c->req.head_len;
 		c->in_pos = c->req.head_len;
+		if (c->req_body_done)
+			c->req_end = c->req.head_len;
 	}
 	pump_req(c);
 }
@@ -1089,8 +1116,10 @@ static ssize_t req_body_take(struct client *c, const char *p, size_t n)
 		size_t k = n < c->req_left ? n : (size_t)c->req_left;
 
 		c->req_left -= k;
-		if (c->req_left == 0)
+		if (c->req_left == 0) {
 			c->req_body_done = 1;
+			c->req_end = (size_t)(p - c->in.data) + k;
+		}
 		return (ssize_t)k;
 	}
 	{
@@ -1101,8 +1130,10 @@ static ssize_t req_body_take(struct client *c, const char *p, size_t n)
 		c->req_left += (uint64_t)k;
 		if (c->req_left > ccfg(c)->limits.body_bytes)
 			return -2;
-		if (c->req_chunked.done)
+		if (c->req_chunked.done) {
 			c->req_body_done = 1;
+			c->req_end = (size_t)(p - c->in.data) + (size_t)k;
+		}
 		return k;
 	}
 }
@@ -1124,7 +1155,7 @@ static void pump_req(struct client *c)
 		k = req_body_take(c, c->in.data + c->in_pos, avail);
 		if (k == -1) {
 			log_info("bad chunked request body", "peer=%s reason=%s",
-				 c->peer, c->req_chunked.reason);
+				 c->peer_log, c->req_chunked.reason);
 			reply_error(c, 400, c->req_chunked.reason, 1);
 			return;
 		}
@@ -1253,7 +1284,9 @@ static void on_response_head(struct client *c)
 	if (m->status >= 500) {
 		counter_add(&wb->st->failures, 1);
 		backend_failure(wb->b, c->wp->cfg, clock_mono_ms());
-		if (status_listed(c, m->status) && may_retry(c, 1)) {
+		mark_tried(c, wb);
+		if (status_listed(c, m->status) &&
+		    upstream_untried(c->wp, c) > 0 && may_retry(c, 1)) {
 			log_info("retrying after status", "backend=%s status=%d",
 				 wb->b->name, m->status);
 			bc->c = NULL;
@@ -1509,7 +1542,7 @@ static void client_next_request(struct client *c)
 	c->in_pos = 0;
 	c->state = C_IDLE;
 	c->wb = NULL;
-	c->failed = NULL;
+	c->ntried = 0;
 	c->attempts = 0;
 	c->retries = 0;
 	c->req_head_sent = c->req_body_done = 0;
@@ -1605,6 +1638,16 @@ void session_accept(struct worker *w)
 				    sizeof(c->peer));
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unknown");
+	}
+	{
+		const struct cfg_access_log *al = &w->view->rt->cfg->access_log;
+
+		if (al->enabled && al->anonymize_ip)
+			accesslog_anonymize(c->peer, (uint8_t)al->ipv4_prefix,
+					    (uint8_t)al->ipv6_prefix, c->peer_log,
+					    sizeof(c->peer_log));
+		else
+			snprintf(c->peer_log, sizeof(c->peer_log), "%s", c->peer);
 	}
 	c->next = w->clients;
 	if (w->clients)

@@ -89,10 +89,20 @@ static const char *hash_key(const struct cfg_pool *pc, struct client *c,
 	return NULL;
 }
 
+static int tried(const struct client *c, const struct wbackend *wb)
+{
+	for (uint32_t i = 0; i < c->ntried; i++)
+		if (c->tried[i] == wb)
+			return 1;
+	return 0;
+}
+
 /* Fills wp->nodes for one tier (primaries or backups). Returns the
- * number of eligible backends in it, counting full ones in *full. */
-static size_t fill_tier(struct wpool *wp, int backup, uint64_t now_ms,
-			size_t *full)
+ * number of eligible backends in it, counting full ones in *full. A
+ * backend that already failed this request is not eligible again: a retry
+ * always goes to another backend. */
+static size_t fill_tier(struct wpool *wp, struct client *c, int backup,
+			uint64_t now_ms, size_t *full)
 {
 	size_t eligible = 0;
 
@@ -102,7 +112,7 @@ static size_t fill_tier(struct wpool *wp, int backup, uint64_t now_ms,
 		struct balance_node *nd = &wp->nodes[i];
 		uint32_t w = 0;
 
-		if (!!wb->cfg->backup == backup)
+		if (!!wb->cfg->backup == backup && !tried(c, wb))
 			w = backend_weight(wb->b, wp->cfg, wb->cfg, now_ms);
 		nd->in_flight = atomic_load_explicit(&wb->st->active,
 						     memory_order_relaxed);
@@ -132,22 +142,14 @@ struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 	int idx;
 
 	*full = 0;
-	eligible = fill_tier(wp, 0, now_ms, &nfull);
+	eligible = fill_tier(wp, c, 0, now_ms, &nfull);
 	if (eligible == 0)
-		eligible = fill_tier(wp, 1, now_ms, &nfull);
+		eligible = fill_tier(wp, c, 1, now_ms, &nfull);
 	if (eligible == 0)
 		return NULL;
 	if (eligible == nfull) {
 		*full = 1;
 		return NULL;
-	}
-	/* Do not pick the backend that just failed this request if another
-	 * is available. */
-	if (c->failed && eligible - nfull > 1) {
-		size_t k = (size_t)(c->failed - wp->wbs);
-
-		if (k < wp->n)
-			wp->nodes[k].weight = 0;
 	}
 	if (pc->balance == CFG_BALANCE_STICKY) {
 		const char *v = find_cookie(&c->req, c->in.data,
@@ -177,6 +179,22 @@ struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 	idx = balance_pick((enum balance_algo)pc->balance, wp->nodes, wp->n,
 			   &wp->bst, key, key ? klen : 0);
 	return idx >= 0 ? &wp->wbs[idx] : NULL;
+}
+
+size_t upstream_untried(struct wpool *wp, struct client *c)
+{
+	uint64_t now_ms = clock_mono_ms();
+	size_t n = 0;
+
+	for (int backup = 0; backup < 2 && n == 0; backup++)
+		for (size_t i = 0; i < wp->n; i++) {
+			struct wbackend *wb = &wp->wbs[i];
+
+			if (!!wb->cfg->backup == backup && !tried(c, wb) &&
+			    backend_weight(wb->b, wp->cfg, wb->cfg, now_ms))
+				n++;
+		}
+	return n;
 }
 
 /* --- the queue ------------------------------------------------------------ */
@@ -354,9 +372,9 @@ static void connect_cb(uv_connect_t *req, int status)
 }
 
 struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
-			   uint32_t connect_ms)
+			   uint32_t connect_ms, int reuse)
 {
-	struct bconn *bc = wb->idle;
+	struct bconn *bc = reuse ? wb->idle : NULL;
 	int r;
 
 	if (bc) {

@@ -359,15 +359,18 @@ class Load:
     request tuple, the response body or None).
 
     make(i, k) -> (method, path, body, headers) builds request k of thread
-    i; the default is GET /info."""
+    i; the default is GET /info. fresh_after: statuses after which the
+    thread opens a new connection."""
 
-    def __init__(self, port, n=4, make=None, timeout=10.0, ok=(200,)):
+    def __init__(self, port, n=4, make=None, timeout=10.0, ok=(200,),
+                 fresh_after=()):
         import threading
         self.port = port
         self.n = n
         self.make = make or (lambda i, k: ("GET", f"/info?t={i}&k={k}", None, None))
         self.timeout = timeout
         self.ok = ok
+        self.fresh_after = fresh_after  # statuses after which to reconnect
         self.results = []
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
@@ -383,6 +386,8 @@ class Load:
             try:
                 r = c.request(*req)
                 rec = (time.monotonic(), r.status, r.backend, req, r.body)
+                if r.status in self.fresh_after:
+                    c.close()
             except Exception as ex:  # noqa: BLE001 - every failure counts
                 rec = (time.monotonic(), repr(ex), None, req, None)
             with self.lock:
@@ -422,15 +427,6 @@ class Load:
                 if t >= since and b:
                     out[b] = out.get(b, 0) + 1
         return out
-
-
-def admin_op(edge, method, path, **kw):
-    """An admin action; skips the test while the endpoint does not exist
-    (the admin operations are being written)."""
-    r = edge.api(method, path, **kw)
-    if r.status_code == 404 and "no such endpoint" in r.text:
-        pytest.skip(f"needs admin ops ({method} {path} -> {r.status_code})")
-    return r
 
 
 class Blackhole:
