@@ -35,6 +35,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "backup/backup.h"
 #include "http/server.h"
 #include "monitor/host.h"
 #include "monitor/metrics.h"
@@ -56,6 +57,7 @@ struct hostmon {
 struct admin {
 	struct http_server *srv;
 	struct hostmon *host;
+	struct backup_sched *backup; /* borrowed; NULL without backups */
 	struct proxy *proxy;
 	char *token; /* replaced when a reload brings a new token file */
 	size_t token_len;
@@ -401,6 +403,9 @@ enum endpoint {
 	EP_ENABLE,  /* POST .../enable */
 	EP_WEIGHT,  /* PUT or POST .../weight, body {"weight": N} */
 	EP_RELOAD,  /* POST /api/v1/reload */
+	EP_BACKUPS, /* GET /api/v1/backups */
+	EP_BACKUP_RUN,	  /* POST /api/v1/backups/{job}/run */
+	EP_BACKUP_VERIFY, /* POST /api/v1/backups/{job}/verify */
 };
 
 /* Pool and backend names are at most 64 characters (config.c); a longer
@@ -492,6 +497,16 @@ static void route_parse(const char *path, struct route *rt)
 		rt->ep = EP_POOLS;
 	else if (n == 1 && SEG_IS(0, "reload"))
 		rt->ep = EP_RELOAD;
+	else if (n == 1 && SEG_IS(0, "backups"))
+		rt->ep = EP_BACKUPS;
+	else if (n == 3 && SEG_IS(0, "backups") &&
+		 segment(seg[1], segl[1], rt->pool) == 0) {
+		/* The job name goes in rt->pool. */
+		if (SEG_IS(2, "run"))
+			rt->ep = EP_BACKUP_RUN;
+		else if (SEG_IS(2, "verify"))
+			rt->ep = EP_BACKUP_VERIFY;
+	}
 	else if (n == 5 && SEG_IS(0, "pools") && SEG_IS(2, "backends") &&
 		 segment(seg[1], segl[1], rt->pool) == 0 &&
 		 segment(seg[3], segl[3], rt->backend) == 0) {
@@ -516,6 +531,10 @@ static const char *action_name(enum endpoint ep)
 		return "weight";
 	case EP_RELOAD:
 		return "reload";
+	case EP_BACKUP_RUN:
+		return "backup-run";
+	case EP_BACKUP_VERIFY:
+		return "backup-verify";
 	default:
 		return NULL;
 	}
@@ -720,6 +739,36 @@ static void reload_action(struct admin *a, struct http_server_res *res,
 	snprintf(oc->result, sizeof(oc->result), "ok");
 }
 
+static void backup_action(struct admin *a, const struct route *rt,
+			  struct http_server_res *res, struct outcome *oc)
+{
+	json_t *j;
+	int r;
+
+	if (a->backup == NULL) {
+		fail(res, oc, 404, "backups are not configured");
+		return;
+	}
+	r = backup_sched_trigger(a->backup, rt->pool, rt->ep == EP_BACKUP_VERIFY);
+	if (r == -ENOENT) {
+		fail(res, oc, 404, "there is no backup job named \"%s\"", rt->pool);
+		return;
+	}
+	if (r < 0) {
+		fail(res, oc, 503, "%s: %s", rt->pool,
+		     r == -ENOKEY ? "the backup key cannot be loaded"
+				  : "storekeep is stopping");
+		return;
+	}
+	j = json_object();
+	json_object_set_new(j, "ok", json_true());
+	json_object_set_new(j, "job", json_string(rt->pool));
+	json_object_set_new(j, "started",
+			    json_string(rt->ep == EP_BACKUP_VERIFY ? "verify" : "run"));
+	reply_json(res, 202, j);
+	snprintf(oc->result, sizeof(oc->result), "ok");
+}
+
 /* --- the handler ---------------------------------------------------------- */
 
 static void not_allowed(struct http_server_req *req,
@@ -749,6 +798,8 @@ static void api(struct admin *a, struct http_server_req *req,
 	if (rt.ep == EP_RELOAD)
 		snprintf(target, sizeof(target), "%s",
 			 proxy_config(a->proxy)->path);
+	else if (rt.ep == EP_BACKUP_RUN || rt.ep == EP_BACKUP_VERIFY)
+		snprintf(target, sizeof(target), "backup/%s", rt.pool);
 	else
 		snprintf(target, sizeof(target), "%s/%s", rt.pool, rt.backend);
 
@@ -802,6 +853,27 @@ static void api(struct admin *a, struct http_server_req *req,
 		else
 			reload_action(a, res, &oc);
 		break;
+	case EP_BACKUPS:
+		if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
+			not_allowed(req, res, &oc, "GET, HEAD");
+			return;
+		}
+		if (a->backup == NULL) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "jobs", json_array());
+			reply_json(res, 200, j);
+		} else {
+			reply_json(res, 200, backup_status_json(a->backup));
+		}
+		return;
+	case EP_BACKUP_RUN:
+	case EP_BACKUP_VERIFY:
+		if (m != HTTP_M_POST)
+			not_allowed(req, res, &oc, "POST");
+		else
+			backup_action(a, &rt, res, &oc);
+		break;
 	}
 	audit_record(&a->audit, req->peer, action, target, oc.result, oc.extra);
 	json_decref(oc.extra);
@@ -828,6 +900,8 @@ static void handler(void *ud, struct http_server_req *req,
 			    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
 		write_metrics(a, &res->body);
 		metrics_write_prometheus(proxy_metrics(a->proxy), &res->body);
+		if (a->backup)
+			backup_metrics_write(a->backup, &res->body);
 		if (a->host && a->host->nsamples > 0)
 			host_write_prometheus(&a->host->cur,
 					      a->host->nsamples > 1 ? &a->host->rates
@@ -933,6 +1007,11 @@ fail:
 	free(a->token);
 	free(a);
 	return r;
+}
+
+void admin_set_backup(struct admin *a, struct backup_sched *b)
+{
+	a->backup = b;
 }
 
 void admin_set_reload_hook(struct admin *a, admin_reload_hook hook, void *ud)

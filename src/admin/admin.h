@@ -46,6 +46,11 @@ int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 		struct admin **out, char *err, size_t errlen);
 void admin_set_status_hook(struct admin *a, admin_status_hook hook, void *ud);
 void admin_set_reload_hook(struct admin *a, admin_reload_hook hook, void *ud);
+struct backup_sched;
+/* Serves the backup jobs: GET /api/v1/backups, POST
+ * /api/v1/backups/{job}/run|verify, and their metrics. b is borrowed
+ * (NULL: none); clear it before the scheduler is stopped. */
+void admin_set_backup(struct admin *a, struct backup_sched *b);
 int admin_port(struct admin *a);
 
 /*

@@ -35,4 +35,8 @@ int cli_demo(int argc, char **argv);
  * reached, 2 a usage error. */
 int cli_ctl(int argc, char **argv);
 
+/* `storekeep backup ...` (backup_cmd.c); argv[0] is "backup". Returns the
+ * exit status: 0 done, 1 failed, 2 a usage error. */
+int cli_backup(int argc, char **argv);
+
 #endif

@@ -39,6 +39,8 @@ static void usage(FILE *f)
 		"  check -c FILE      validate FILE and exit 0 (valid) or 1\n"
 		"  ctl COMMAND        talk to a running storekeep: status, pools,\n"
 		"                     drain, enable, weight, reload (storekeep ctl --help)\n"
+		"  backup COMMAND     init|run|list|verify|restore|prune\n"
+		"                     (storekeep backup --help)\n"
 		"  demo [options]     run the demo shop behind storekeep\n"
 		"                     (storekeep demo --help for options)\n"
 		"  shop [options]     run one demo shop backend\n"
@@ -138,6 +140,8 @@ int main(int argc, char **argv)
 		return cli_demo(argc - 1, argv + 1);
 	if (strcmp(cmd, "ctl") == 0)
 		return cli_ctl(argc - 1, argv + 1);
+	if (strcmp(cmd, "backup") == 0)
+		return cli_backup(argc - 1, argv + 1);
 	if (strcmp(cmd, "shop") == 0)
 		return shop_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "config-reference") == 0) {

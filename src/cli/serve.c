@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "backup/backup.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "proxy/proxy.h"
@@ -31,6 +32,7 @@ struct serve {
 	struct proxy *proxy;
 	struct admin *admin;
 	struct supervisor *sup;
+	struct backup_sched *backup;
 	int stopping;
 };
 
@@ -98,6 +100,8 @@ static int reload(void *ud, char *err, size_t errlen)
 				  "file=%s err=%s", cfg->log.file, strerror(-r));
 	}
 	r = proxy_reload(s->proxy, cfg, err, errlen);
+	if (r >= 0 && s->backup)
+		backup_sched_reload(s->backup, cfg);
 	config_unref(cfg);
 	return r;
 }
@@ -109,6 +113,15 @@ static void begin_stop(struct serve *s, const char *why)
 		return;
 	}
 	s->stopping = 1;
+	if (s->backup) {
+		/* A run in progress is cancelled (its temporary files go;
+		 * earlier archives are untouched); the loop runs until it
+		 * has ended. */
+		if (s->admin)
+			admin_set_backup(s->admin, NULL);
+		backup_sched_stop(s->backup, NULL, NULL);
+		s->backup = NULL;
+	}
 	log_info("stopping", "signal=%s grace_ms=%u", why,
 		 proxy_config(s->proxy)->timeouts.shutdown_grace_ms);
 	proxy_stop(s->proxy, on_proxy_stopped, s);
@@ -160,6 +173,8 @@ static void status_hook(void *ud, json_t *root)
 	struct serve *s = ud;
 	json_t *arr;
 
+	if (s->backup)
+		json_object_set_new(root, "backups", backup_status_json(s->backup));
 	if (s->sup == NULL)
 		return;
 	arr = json_array();
@@ -206,6 +221,14 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		uv_loop_close(&s.loop);
 		return 1;
 	}
+	s.backup = backup_sched_start(&s.loop, cfg, err, sizeof(err));
+	if (s.backup == NULL) {
+		log_error("cannot start backups", "err=\"%s\"", err);
+		fprintf(stderr, "storekeep: %s\n", err);
+		proxy_free(s.proxy);
+		uv_loop_close(&s.loop);
+		return 1;
+	}
 	signal_init(&s, &s.sigterm, SIGTERM);
 	signal_init(&s, &s.sigint, SIGINT);
 	signal_init(&s, &s.sighup, SIGHUP);
@@ -220,6 +243,7 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		}
 		admin_set_status_hook(s.admin, status_hook, &s);
 		admin_set_reload_hook(s.admin, reload, &s);
+		admin_set_backup(s.admin, s.backup);
 	}
 	if (demo) {
 		s.sup = supervisor_new(&s.loop);

@@ -144,9 +144,16 @@ int cron_parse(const char *expr, struct cron *out, char *why, size_t whylen)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '@') {
-		for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
-			if (strcmp(p, macros[i].name) == 0)
-				return cron_parse(macros[i].expr, out, why, whylen);
+		/* Trailing blanks are as harmless here as between fields. */
+		size_t len = strcspn(p, " \t");
+
+		if (p[len + strspn(p + len, " \t")] == '\0') {
+			for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
+				if (strlen(macros[i].name) == len &&
+				    strncmp(p, macros[i].name, len) == 0)
+					return cron_parse(macros[i].expr, out, why,
+							  whylen);
+		}
 		snprintf(why, whylen, "unknown shorthand \"%s\"", p);
 		return -1;
 	}
