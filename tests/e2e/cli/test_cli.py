@@ -70,12 +70,12 @@ def test_config_reference_matches_docs(storekeep_bin):
 
 
 def _free_block(n):
-    """n consecutive free ports."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535 and not any(port_open(base + i) for i in range(n)):
+    """n consecutive free ports, below Linux's ephemeral range (32768+) so
+    that no client connection of a parallel test takes one meanwhile."""
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - n)
+        if not any(port_open(base + i) for i in range(n)):
             return base
     raise RuntimeError("no block of free ports")
 
