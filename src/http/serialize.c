@@ -38,7 +38,15 @@ void http_serialize_head(struct buf *out, const struct http_msg *m,
 		buf_appends(out, " HTTP/1.1\r\n");
 	} else {
 		SK_ASSERT(m->status >= 100 && m->status <= 999);
-		buf_printf(out, "HTTP/1.1 %03d ", m->status);
+		{
+			/* By hand: a printf here was a sixth of the head's cost. */
+			char sl[13] = "HTTP/1.1 000 ";
+
+			sl[9] = (char)('0' + m->status / 100);
+			sl[10] = (char)('0' + m->status / 10 % 10);
+			sl[11] = (char)('0' + m->status % 10);
+			buf_append(out, sl, sizeof(sl));
+		}
 		/* An empty reason is legal but unhelpful to read. */
 		if (m->reason.len > 0)
 			append_span(out, base, m->reason);

@@ -216,6 +216,8 @@ static void worker_finish(struct worker *w)
 		accesslog_batch_free(w->alog);
 		w->alog = NULL;
 	}
+	while (w->nspare)
+		free(w->spare[--w->nspare]);
 	if (!uv_is_closing((uv_handle_t *)&w->grace))
 		uv_close((uv_handle_t *)&w->grace, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->tick))

@@ -45,6 +45,8 @@ struct client;
 struct wview;
 struct wpool;
 
+#define WORKER_BUF_CAP (64 * 1024 + 4096)
+
 /* A counter written by one thread and read by others: a relaxed load and
  * store, no locked instruction on the hot path. */
 typedef _Atomic uint64_t sk_counter;
@@ -134,7 +136,12 @@ struct bconn {
 	struct http_parser parser;
 	struct http_msg msg;
 	struct http_header *hdrs;
+	/* One lazy timer for connect, response and idle deadlines: moving a
+	 * deadline later only sets the field; the callback re-arms. */
+	uint64_t deadline; /* loop ms; 0 = none */
+	uint64_t timer_due; /* when the armed timer fires; 0 = not armed */
 	unsigned connected : 1;
+	unsigned paused : 1;	/* reading stopped: buffer pinned or full */
 	unsigned reused : 1;
 	unsigned writing : 1;
 	unsigned reading : 1;
@@ -213,6 +220,8 @@ struct worker {
 	struct http_limits limits;
 	struct budget budget;
 	struct accesslog_batch *alog;
+	char *spare[8]; /* cached read buffers (WORKER_BUF_CAP bytes) */
+	unsigned nspare;
 	/* Sessions whose idempotency wait ended, handed over by whichever
 	 * thread completed the first request. */
 	pthread_mutex_t woken_lock;
@@ -255,6 +264,8 @@ enum cstate {
 struct client {
 	uv_tcp_t tcp;
 	uv_timer_t timer;     /* header, keep-alive, body, queue timeouts */
+	uint64_t deadline;    /* of timer, lazily (see struct bconn) */
+	uint64_t timer_due;
 	uv_timer_t req_timer; /* the whole request */
 	uv_write_t write;
 	struct worker *w;
@@ -314,6 +325,7 @@ struct client {
 	uint64_t bytes_out;
 
 	unsigned reading : 1;
+	unsigned paused : 1; /* reading stopped: buffer pinned or full */
 	unsigned writing : 1;
 	unsigned in_flight : 1;
 	unsigned req_head_sent : 1;
@@ -357,6 +369,8 @@ void session_close_all(struct worker *w);
 /* Called by upstream.c when a new backend connection is up (status 0) or
  * failed (negative errno). */
 void session_on_connect(struct bconn *bc, int status);
+/* The response deadline of bc passed. */
+void session_backend_timeout(struct bconn *bc);
 /* A queued request may go now (a slot freed) or must give up. */
 void session_dequeued(struct client *c);
 /* Runs the idempotency step again for sessions whose wait ended. */
@@ -378,6 +392,16 @@ size_t upstream_untried(struct wpool *wp, struct client *c);
 /* Returns a connection after a complete exchange: idle or closed. */
 void upstream_release(struct bconn *bc, int reusable);
 void upstream_close(struct bconn *bc);
+/* Sets the connection's deadline ms from now (connect, response or idle,
+ * by its state); _off clears it. Cheap: no timer syscall or heap work
+ * unless the deadline moves earlier. */
+void bconn_deadline(struct bconn *bc, uint64_t ms);
+void bconn_deadline_off(struct bconn *bc);
+/* A free 64 KiB read buffer from the worker's cache, or a fresh one; and
+ * back. Keeps malloc off the per-request path without holding memory in
+ * idle connections. */
+void worker_buf_get(struct worker *w, struct buf *b);
+void worker_buf_put(struct worker *w, struct buf *b);
 void upstream_close_idle_view(struct wview *v);
 /* A request on wb finished: wake a queued request of its pool. */
 void upstream_slot_freed(struct wpool *wp);

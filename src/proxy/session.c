@@ -94,15 +94,36 @@ static uint32_t request_ms(struct client *c)
 
 /* --- reading ------------------------------------------------------------ */
 
+#define MIN_READ 4096	       /* less room than this grows the buffer */
+#define CLIENT_AHEAD (64 * 1024) /* unconsumed bytes read ahead at most */
+
+/*
+ * Reading stays on across requests (no epoll_ctl churn per request); this
+ * is where it is bounded. A read pauses (the callback sees UV_ENOBUFS and
+ * stops) when the client is far ahead of us, or when the buffer would
+ * have to move while a backend write points into it.
+ */
 static void client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
 	struct client *c = h->data;
 
 	(void)suggested;
-	if (buf_reserve(&c->in, READ_CHUNK) != 0) {
-		out->base = NULL;
-		out->len = 0;
+	out->base = NULL;
+	out->len = 0;
+	if (c->state != C_IDLE && c->state != C_HEAD &&
+	    c->in.len - c->in_pos >= CLIENT_AHEAD) {
+		c->paused = 1;
 		return;
+	}
+	if (c->in.data == NULL)
+		worker_buf_get(c->w, &c->in);
+	if (c->in.cap - c->in.len < MIN_READ + 1) {
+		if (c->bwrite_n > 0) {
+			c->paused = 1; /* in.data is in a backend write */
+			return;
+		}
+		if (buf_reserve(&c->in, READ_CHUNK) != 0)
+			return;
 	}
 	out->base = c->in.data + c->in.len;
 	out->len = c->in.cap - c->in.len - 1;
@@ -127,11 +148,32 @@ static void client_read_stop(struct client *c)
 	}
 }
 
+/* Reading was paused for room; there may be room now. */
+static void client_resume(struct client *c)
+{
+	if (c->paused) {
+		c->paused = 0;
+		client_read_start(c);
+	}
+}
+
 static void timer_cb(uv_timer_t *t);
 
+/* The client's deadline, ms from now; lazily, like bconn_deadline(). */
 static void client_timer(struct client *c, uint64_t ms)
 {
+	uint64_t due = uv_now(&c->w->loop) + ms;
+
+	c->deadline = due;
+	if (c->timer_due && c->timer_due <= due)
+		return; /* fires earlier and re-arms for the rest */
+	c->timer_due = due;
 	uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+static void client_timer_off(struct client *c)
+{
+	c->deadline = 0;
 }
 
 /* --- the request's end: stats, log, slots ---------------------------------- */
@@ -276,7 +318,7 @@ static void idem_replay(struct client *c, struct idem_response *r)
 		c->in_pos = c->req_end; /* the next request starts there */
 	c->idem_resp = r;
 	client_read_stop(c);
-	uv_timer_stop(&c->timer);
+	client_timer_off(c);
 	buf_reset(&c->out);
 	buf_append(&c->out, r->head, r->head_len);
 	buf_appends(&c->out, "Idempotent-Replay: true\r\n");
@@ -504,7 +546,7 @@ static void reply_error_ra(struct client *c, int status, const char *detail,
 	if (c->state == C_QUEUED && c->wp)
 		queue_remove(c->wp, c);
 	client_read_stop(c);
-	uv_timer_stop(&c->timer);
+	client_timer_off(c);
 	/* Without the whole request body read, we cannot tell where the next
 	 * request would start: close after answering. */
 	if (!c->req_body_done || !c->req.keep_alive || c->w->stopping)
@@ -713,7 +755,17 @@ static void build_request_head(struct client *c)
 static void timer_cb(uv_timer_t *t)
 {
 	struct client *c = t->data;
+	uint64_t now = uv_now(&c->w->loop);
 
+	c->timer_due = 0;
+	if (c->deadline == 0)
+		return;
+	if (now < c->deadline) {
+		c->timer_due = c->deadline;
+		uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+		return;
+	}
+	c->deadline = 0;
 	switch (c->state) {
 	case C_IDLE:
 		client_close(c);
@@ -804,7 +856,7 @@ static void process_head(struct client *c)
 	c->in_pos = c->req.head_len;
 	c->req_end = c->req.head_len;
 	c->bytes_in = c->req.head_len;
-	uv_timer_stop(&c->timer);
+	client_timer_off(c);
 
 	switch (c->req.body) {
 	case HTTP_BODY_LENGTH:
@@ -821,10 +873,9 @@ static void process_head(struct client *c)
 		break;
 	}
 	c->replayable = 1;
-	/* Until the request body is in, the client may keep sending; past
-	 * that, pipelined requests wait in the kernel until this one is
-	 * answered. */
-	client_read_stop(c);
+	/* Reading stays on: body bytes are forwarded as they come, pipelined
+	 * requests wait in c->in (bounded by CLIENT_AHEAD) until this one is
+	 * answered, and a client that goes away aborts its request. */
 	if (c->req.body == HTTP_BODY_LENGTH &&
 	    c->req.content_length > cfg->limits.body_bytes) {
 		reply_error(c, 413, "the request body is too large", 1);
@@ -858,7 +909,7 @@ void session_idem_woken(struct worker *w)
 		if (c->state != C_IDEMWAIT)
 			continue;
 		c->idem_waiting = 0;
-		uv_timer_stop(&c->timer);
+		client_timer_off(c);
 		c->state = C_UPSTREAM;
 		if (idem_step(c) == 0)
 			dispatch(c);
@@ -947,7 +998,7 @@ static void dispatch(struct client *c)
 void session_dequeued(struct client *c)
 {
 	atomic_fetch_sub_explicit(&c->w->st.queued, 0, memory_order_relaxed);
-	uv_timer_stop(&c->timer);
+	client_timer_off(c);
 	c->state = C_UPSTREAM;
 	dispatch(c);
 }
@@ -972,10 +1023,30 @@ static void backend_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
 	struct bconn *bc = h->data;
 
 	(void)sz;
-	if (buf_reserve(&bc->in, READ_CHUNK) != 0) {
-		out->base = NULL;
-		out->len = 0;
+	out->base = NULL;
+	out->len = 0;
+	if (bc->c == NULL) {
+		/* Idle: nothing is expected, and whatever comes closes the
+		 * connection, so a scratch buffer will do. */
+		static __thread char scratch[64];
+
+		out->base = scratch;
+		out->len = sizeof(scratch);
 		return;
+	}
+	if (bc->in.len - bc->in_pos >= 4 * READ_CHUNK) {
+		bc->paused = 1; /* the client reads slower than the backend */
+		return;
+	}
+	if (bc->in.data == NULL)
+		worker_buf_get(bc->w, &bc->in);
+	if (bc->in.cap - bc->in.len < MIN_READ + 1) {
+		if (bc->c->writing) {
+			bc->paused = 1; /* in.data is in the client write */
+			return;
+		}
+		if (buf_reserve(&bc->in, READ_CHUNK) != 0)
+			return;
 	}
 	out->base = bc->in.data + bc->in.len;
 	out->len = bc->in.cap - bc->in.len - 1;
@@ -999,18 +1070,15 @@ static void backend_read_stop(struct bconn *bc)
 	}
 }
 
-static void backend_timer_cb(uv_timer_t *t)
+void session_backend_timeout(struct bconn *bc)
 {
-	struct bconn *bc = t->data;
-
 	if (bc->c)
 		backend_failed(bc->c, -ETIMEDOUT, 1);
 }
 
 static void backend_timer(struct bconn *bc, uint64_t ms)
 {
-	bc->timer.data = bc;
-	uv_timer_start(&bc->timer, backend_timer_cb, ms, 0);
+	bconn_deadline(bc, ms);
 }
 
 static void start_exchange(struct client *c)
@@ -1096,6 +1164,7 @@ static void backend_write_cb(uv_write_t *wr, int status)
 	c->req_head_sent = 1;
 	c->in_pos += c->bwrite_n;
 	c->bwrite_n = 0;
+	client_resume(c);
 	if (c->in_pos == c->in.len && c->in.len > c->req.head_len &&
 	    (!c->replayable || c->in.len - c->req.head_len > REPLAY_MAX)) {
 		/* Forwarded body bytes are done with: keep only the head. */
@@ -1146,7 +1215,9 @@ static void pump_req(struct client *c)
 	size_t avail;
 	ssize_t k = 0;
 
-	if (bc == NULL || bc->writing || c->state != C_UPSTREAM)
+	/* Before the exchange starts (still connecting), body bytes wait in
+	 * c->in: start_exchange() sends the head first. */
+	if (bc == NULL || !bc->connected || bc->writing || c->state != C_UPSTREAM)
 		return;
 	if (c->resp_head_ready && !c->req_body_done)
 		return; /* answered early: the rest of the body is not sent */
@@ -1170,19 +1241,18 @@ static void pump_req(struct client *c)
 		bufs[nb++] = uv_buf_init(c->in.data + c->in_pos, (unsigned)k);
 	if (nb == 0) {
 		if (!c->req_body_done) {
-			client_read_start(c);
+			client_resume(c);
 			client_timer(c, tmo(c)->client_body_ms);
 		} else {
-			uv_timer_stop(&c->timer);
+			client_timer_off(c);
 		}
 		return;
 	}
 	c->bwrite_n = (size_t)k;
 	bc->write.data = bc;
 	bc->writing = 1;
-	client_read_stop(c);
 	/* From here a stall is the backend's: its timer is running. */
-	uv_timer_stop(&c->timer);
+	client_timer_off(c);
 	if (uv_write(&bc->write, (uv_stream_t *)&bc->tcp, bufs, nb,
 		     backend_write_cb) != 0) {
 		bc->writing = 0;
@@ -1201,8 +1271,11 @@ static void finish_request(struct client *c)
 		   bc->msg.body != HTTP_BODY_EOF && bc->in_pos == bc->in.len &&
 		   !c->w->stopping;
 	if (bc) {
-		backend_read_stop(bc);
-		uv_timer_stop(&bc->timer);
+		bconn_deadline_off(bc);
+		if (bc->paused) {
+			bc->paused = 0;
+			backend_read_start(bc);
+		}
 		bc->c = NULL;
 		c->bc = NULL;
 		upstream_release(bc, reusable);
@@ -1241,6 +1314,10 @@ static void client_write_cb(uv_write_t *wr, int status)
 		if (bc->in_pos == bc->in.len) {
 			bc->in.len = 0;
 			bc->in_pos = 0;
+		}
+		if (bc->paused && !c->resp_body_done) {
+			bc->paused = 0;
+			backend_read_start(bc);
 		}
 	}
 	c->cwrite_n = 0;
@@ -1348,7 +1425,7 @@ static void on_response_head(struct client *c)
 		/* The backend answered before taking the whole body (e.g. a
 		 * 413): stop forwarding; the connection closes afterwards. */
 		client_read_stop(c);
-		uv_timer_stop(&c->timer);
+		client_timer_off(c);
 	}
 	pump_resp(c);
 }
@@ -1432,10 +1509,12 @@ static void pump_resp(struct client *c)
 			finish_request(c);
 			return;
 		}
-		backend_read_start(bc);
+		if (bc->paused) {
+			bc->paused = 0;
+			backend_read_start(bc);
+		}
 		return;
 	}
-	backend_read_stop(bc);
 	c->write.data = c;
 	c->writing = 1;
 	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, nb,
@@ -1452,12 +1531,18 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	int r;
 
 	(void)b;
+	if (nread == 0)
+		return;
 	if (c == NULL) {
+		/* Data or EOF on an idle connection: the backend closed it or
+		 * broke the protocol; it is not reused. */
 		upstream_close(bc);
 		return;
 	}
-	if (nread == 0)
+	if (nread == UV_ENOBUFS && bc->paused) {
+		backend_read_stop(bc);
 		return;
+	}
 	if (nread < 0) {
 		if (nread == UV_EOF && c->resp_head_ready &&
 		    bc->msg.body == HTTP_BODY_EOF) {
@@ -1555,17 +1640,20 @@ static void client_next_request(struct client *c)
 	c->sticky_set[0] = '\0';
 	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
 			 w->limits.max_headers, &w->limits);
+	c->paused = 0;
 	if (c->in.len > 0) {
 		c->state = C_HEAD;
 		client_timer(c, tmo(c)->client_header_ms);
+		client_read_start(c);
 		process_head(c);
 		return;
 	}
 	/* An idle connection holds no buffer memory. */
-	buf_fini(&c->in);
+	worker_buf_put(w, &c->in);
 	buf_fini(&c->reqhead);
 	buf_fini(&c->out);
 	client_timer(c, tmo(c)->keepalive_ms);
+	c->paused = 0;
 	client_read_start(c);
 }
 
@@ -1576,6 +1664,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	(void)b;
 	if (nread == 0)
 		return;
+	if (nread == UV_ENOBUFS && c->paused) {
+		client_read_stop(c);
+		return;
+	}
 	if (nread < 0) {
 		if (nread == UV_ENOBUFS) {
 			reply_error(c, 500, "out of memory", 1);
@@ -1596,8 +1688,13 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		break;
 	case C_UPSTREAM:
 		c->bytes_in += (size_t)nread;
-		client_read_stop(c);
-		pump_req(c);
+		if (!c->req_body_done)
+			pump_req(c);
+		/* else: the next request, read ahead; it waits in c->in. */
+		break;
+	case C_QUEUED:
+	case C_IDEMWAIT:
+		c->bytes_in += (size_t)nread;
 		break;
 	default:
 		/* Bytes after an error answer are ignored. */

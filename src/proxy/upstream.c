@@ -268,37 +268,80 @@ void upstream_close(struct bconn *bc)
 	uv_timer_stop(&bc->timer);
 	bc->timer.data = bc;
 	bc->tcp.data = bc;
+	/* bc->in is freed with bc, not cached: a write may still point
+	 * into it until the close callbacks have run. */
 	uv_close((uv_handle_t *)&bc->timer, bconn_free_cb);
 	uv_close((uv_handle_t *)&bc->tcp, bconn_free_cb);
 }
 
-static void idle_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
+/* --- the lazy deadline ------------------------------------------------------ */
+
+static void bconn_timer_cb(uv_timer_t *t)
 {
-	static __thread char scratch[64];
+	struct bconn *bc = t->data;
+	uint64_t now = uv_now(&bc->w->loop);
 
-	(void)h;
-	(void)sz;
-	/* Nothing is expected on an idle connection; whatever comes means
-	 * it is unusable, so a small scratch buffer is enough. */
-	out->base = scratch;
-	out->len = sizeof(scratch);
-}
-
-static void idle_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-	struct bconn *bc = s->data;
-
-	(void)b;
-	if (nread == 0)
+	bc->timer_due = 0;
+	if (bc->deadline == 0 || bc->closing)
 		return;
-	/* Data or EOF on an idle connection: the backend closed it, or
-	 * broke the protocol. Either way it is not reused. */
-	upstream_close(bc);
+	if (now < bc->deadline) {
+		bc->timer_due = bc->deadline;
+		uv_timer_start(&bc->timer, bconn_timer_cb, bc->deadline - now, 0);
+		return;
+	}
+	bc->deadline = 0;
+	if (bc->c == NULL) {
+		upstream_close(bc); /* idle too long, or orphaned */
+		return;
+	}
+	if (!bc->connected)
+		session_on_connect(bc, -ETIMEDOUT);
+	else
+		session_backend_timeout(bc);
 }
 
-static void idle_timer_cb(uv_timer_t *t)
+void bconn_deadline(struct bconn *bc, uint64_t ms)
 {
-	upstream_close(t->data);
+	uint64_t due = uv_now(&bc->w->loop) + ms;
+
+	bc->deadline = due;
+	if (bc->timer_due && bc->timer_due <= due)
+		return; /* fires earlier and re-arms for the rest */
+	bc->timer_due = due;
+	bc->timer.data = bc;
+	uv_timer_start(&bc->timer, bconn_timer_cb, ms, 0);
+}
+
+void bconn_deadline_off(struct bconn *bc)
+{
+	bc->deadline = 0;
+}
+
+/* --- read buffers ------------------------------------------------------------ */
+
+void worker_buf_get(struct worker *w, struct buf *b)
+{
+	if (b->data != NULL)
+		return;
+	if (w->nspare) {
+		b->data = w->spare[--w->nspare];
+		b->cap = WORKER_BUF_CAP;
+	} else if (buf_reserve(b, WORKER_BUF_CAP - 1) != 0) {
+		return;
+	}
+	b->len = 0;
+}
+
+void worker_buf_put(struct worker *w, struct buf *b)
+{
+	if (b->data && b->cap == WORKER_BUF_CAP &&
+	    w->nspare < sizeof(w->spare) / sizeof(w->spare[0])) {
+		w->spare[w->nspare++] = b->data;
+		b->data = NULL;
+		b->len = b->cap = 0;
+		return;
+	}
+	buf_fini(b);
 }
 
 void upstream_release(struct bconn *bc, int reusable)
@@ -311,7 +354,7 @@ void upstream_release(struct bconn *bc, int reusable)
 	/* A connection of a view that a reload replaced is not kept: its
 	 * backend may be gone or changed. */
 	if (!reusable || w->stopping || pool->keepalive_idle == 0 ||
-	    wb->wp->view != w->view ||
+	    !bc->reading || wb->wp->view != w->view ||
 	    !atomic_load_explicit(&wb->b->up, memory_order_relaxed)) {
 		upstream_close(bc);
 		return;
@@ -325,7 +368,7 @@ void upstream_release(struct bconn *bc, int reusable)
 		if (t)
 			upstream_close(t);
 	}
-	buf_fini(&bc->in);
+	worker_buf_put(w, &bc->in);
 	bc->in_pos = 0;
 	bc->got_bytes = 0;
 	bc->next = wb->idle;
@@ -333,24 +376,9 @@ void upstream_release(struct bconn *bc, int reusable)
 	wb->nidle++;
 	bc->in_idle = 1;
 	bc->tcp.data = bc;
-	bc->timer.data = bc;
-	bc->reading = 0;
-	if (uv_read_start((uv_stream_t *)&bc->tcp, idle_alloc_cb,
-			  idle_read_cb) != 0) {
-		upstream_close(bc);
-		return;
-	}
-	uv_timer_start(&bc->timer, idle_timer_cb, pool->keepalive_timeout_ms, 0);
-}
-
-static void connect_timer_cb(uv_timer_t *t)
-{
-	struct bconn *bc = t->data;
-
-	if (bc->c)
-		session_on_connect(bc, -ETIMEDOUT);
-	else
-		upstream_close(bc);
+	/* Reading stays on: the session's read callback closes an idle
+	 * connection on any byte or EOF from the backend. */
+	bconn_deadline(bc, pool->keepalive_timeout_ms);
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -359,7 +387,7 @@ static void connect_cb(uv_connect_t *req, int status)
 
 	if (bc->closing)
 		return; /* cancelled by a close */
-	uv_timer_stop(&bc->timer);
+	bconn_deadline_off(bc);
 	if (status == 0) {
 		bc->connected = 1;
 		uv_tcp_nodelay(&bc->tcp, 1);
@@ -382,8 +410,7 @@ struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
 		wb->nidle--;
 		bc->next = NULL;
 		bc->in_idle = 0;
-		uv_read_stop((uv_stream_t *)&bc->tcp);
-		uv_timer_stop(&bc->timer);
+		bconn_deadline_off(bc);
 		bc->reused = 1;
 		return bc;
 	}
@@ -412,7 +439,7 @@ struct bconn *upstream_get(struct worker *w, struct wbackend *wb,
 		uv_close((uv_handle_t *)&bc->tcp, bconn_free_cb);
 		return NULL;
 	}
-	uv_timer_start(&bc->timer, connect_timer_cb, connect_ms, 0);
+	bconn_deadline(bc, connect_ms);
 	return bc;
 }
 
