@@ -10,6 +10,7 @@ libuv1-dev libssl-dev libsqlite3-dev libyaml-dev libjansson-dev
 libcmocka-dev
 libsodium-dev libzstd-dev libpq-dev postgresql postgresql-client
 libcurl4-openssl-dev openssl python3-aiosmtpd prometheus-alertmanager
+monitoring-plugins-basic
 wrk
 clang libclang-rt-14-dev
 python3 python3-pytest python3-requests

@@ -37,8 +37,10 @@
 #include "http/http.h"
 #include "backup/backup.h"
 #include "http/server.h"
+#include "monitor/history.h"
 #include "monitor/host.h"
 #include "monitor/metrics.h"
+#include "monitor/probe.h"
 
 #ifndef SK_VERSION
 #define SK_VERSION "dev"
@@ -58,6 +60,8 @@ struct admin {
 	struct http_server *srv;
 	struct hostmon *host;
 	struct backup_sched *backup; /* borrowed; NULL without backups */
+	struct probes *probes;	     /* borrowed; may be NULL */
+	struct history *history;     /* borrowed; may be NULL */
 	struct proxy *proxy;
 	char *token; /* replaced when a reload brings a new token file */
 	size_t token_len;
@@ -357,6 +361,9 @@ static json_t *status_json(struct admin *a)
 			    json_integer((json_int_t)st.retries_denied));
 	json_object_set_new(root, "queued", json_integer(st.queued));
 	json_object_set_new(root, "pools", pools_json(a));
+	if (a->history)
+		json_object_set_new(root, "history",
+				    history_status_json(a->history));
 	if (a->hook)
 		a->hook(a->hook_ud, root);
 	return root;
@@ -406,6 +413,8 @@ enum endpoint {
 	EP_BACKUPS, /* GET /api/v1/backups */
 	EP_BACKUP_RUN,	  /* POST /api/v1/backups/{job}/run */
 	EP_BACKUP_VERIFY, /* POST /api/v1/backups/{job}/verify */
+	EP_PROBES,	  /* GET /api/v1/probes */
+	EP_QUERY,	  /* GET /api/v1/query?metric=&labels=&from=&to=&step= */
 };
 
 /* Pool and backend names are at most 64 characters (config.c); a longer
@@ -499,6 +508,10 @@ static void route_parse(const char *path, struct route *rt)
 		rt->ep = EP_RELOAD;
 	else if (n == 1 && SEG_IS(0, "backups"))
 		rt->ep = EP_BACKUPS;
+	else if (n == 1 && SEG_IS(0, "probes"))
+		rt->ep = EP_PROBES;
+	else if (n == 1 && SEG_IS(0, "query"))
+		rt->ep = EP_QUERY;
 	else if (n == 3 && SEG_IS(0, "backups") &&
 		 segment(seg[1], segl[1], rt->pool) == 0) {
 		/* The job name goes in rt->pool. */
@@ -867,6 +880,30 @@ static void api(struct admin *a, struct http_server_req *req,
 			reply_json(res, 200, backup_status_json(a->backup));
 		}
 		return;
+	case EP_PROBES:
+	case EP_QUERY:
+		if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
+			not_allowed(req, res, &oc, "GET, HEAD");
+			return;
+		}
+		if (rt.ep == EP_PROBES) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "probes",
+					    a->probes ? probes_status_json(a->probes)
+						      : json_array());
+			reply_json(res, 200, j);
+		} else if (a->history == NULL) {
+			reply_error(res, 503, "the history is not running");
+		} else {
+			json_t *j = NULL;
+			int r = history_query_params(a->history, req->query,
+						     clock_wall_ms(), &j);
+
+			reply_json(res, r == 0 ? 200 : r == -EINVAL ? 400 : 500,
+				   j);
+		}
+		return;
 	case EP_BACKUP_RUN:
 	case EP_BACKUP_VERIFY:
 		if (m != HTTP_M_POST)
@@ -1007,6 +1044,12 @@ fail:
 	free(a->token);
 	free(a);
 	return r;
+}
+
+void admin_set_monitor(struct admin *a, struct probes *p, struct history *h)
+{
+	a->probes = p;
+	a->history = h;
 }
 
 void admin_set_backup(struct admin *a, struct backup_sched *b)

@@ -51,6 +51,12 @@ struct backup_sched;
  * /api/v1/backups/{job}/run|verify, and their metrics. b is borrowed
  * (NULL: none); clear it before the scheduler is stopped. */
 void admin_set_backup(struct admin *a, struct backup_sched *b);
+struct probes;
+struct history;
+/* Serves GET /api/v1/probes and GET /api/v1/query, and adds "history" to
+ * /api/v1/status. Both borrowed (NULL: none); clear them before they are
+ * stopped or closed. */
+void admin_set_monitor(struct admin *a, struct probes *p, struct history *h);
 int admin_port(struct admin *a);
 
 /*

@@ -242,6 +242,9 @@ int cli_demo(int argc, char **argv)
 	 * Idempotency-Keys are answered at the edge, and a checkout that may
 	 * have reached a backend is never retried. */
 	buf_appends(&y,
+		    "monitor:\n"
+		    "  history:\n"
+		    "    path: history.db\n"
 		    "routes:\n"
 		    "  - name: checkout\n"
 		    "    path: /checkout\n"

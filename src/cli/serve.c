@@ -18,7 +18,10 @@
 #include "admin/admin.h"
 #include "backup/backup.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "monitor/history.h"
+#include "monitor/probe.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
 
@@ -33,6 +36,9 @@ struct serve {
 	struct admin *admin;
 	struct supervisor *sup;
 	struct backup_sched *backup;
+	struct probes *probes;
+	struct history *history;
+	uv_timer_t history_tick;
 	int stopping;
 };
 
@@ -59,6 +65,15 @@ static void on_proxy_stopped(struct proxy *p, void *ud)
 	struct serve *s = ud;
 
 	(void)p;
+	if (s->admin)
+		admin_set_monitor(s->admin, NULL, NULL);
+	if (s->history) {
+		/* The minute and hour in progress are written as partial
+		 * rows; the loop runs until they are in the file. */
+		uv_close((uv_handle_t *)&s->history_tick, NULL);
+		history_close(s->history, NULL, NULL);
+		s->history = NULL;
+	}
 	admin_stop(s->admin);
 	s->admin = NULL;
 	if (s->sup) {
@@ -102,6 +117,10 @@ static int reload(void *ud, char *err, size_t errlen)
 	r = proxy_reload(s->proxy, cfg, err, errlen);
 	if (r >= 0 && s->backup)
 		backup_sched_reload(s->backup, cfg);
+	if (r >= 0 && s->probes)
+		probes_reload(s->probes, &cfg->monitor);
+	if (r >= 0 && s->history)
+		history_reload(s->history, &cfg->monitor.history);
 	config_unref(cfg);
 	return r;
 }
@@ -121,6 +140,14 @@ static void begin_stop(struct serve *s, const char *why)
 			admin_set_backup(s->admin, NULL);
 		backup_sched_stop(s->backup, NULL, NULL);
 		s->backup = NULL;
+	}
+	if (s->probes) {
+		/* Plugins in flight get SIGKILL; pool threads end at their
+		 * deadline. The registry lives until proxy_free(). */
+		if (s->admin)
+			admin_set_monitor(s->admin, NULL, s->history);
+		probes_stop(s->probes, NULL, NULL);
+		s->probes = NULL;
 	}
 	log_info("stopping", "signal=%s grace_ms=%u", why,
 		 proxy_config(s->proxy)->timeouts.shutdown_grace_ms);
@@ -192,6 +219,14 @@ static void status_hook(void *ud, json_t *root)
 	json_object_set_new(root, "processes", arr);
 }
 
+static void history_tick_cb(uv_timer_t *t)
+{
+	struct serve *s = t->data;
+
+	(void)history_sample(s->history, proxy_metrics(s->proxy),
+			     clock_wall_ms());
+}
+
 static void signal_init(struct serve *s, uv_signal_t *h, int signum)
 {
 	uv_signal_init(&s->loop, h);
@@ -229,6 +264,44 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		uv_loop_close(&s.loop);
 		return 1;
 	}
+	{
+		struct metrics *reg = proxy_metrics(s.proxy);
+		struct cfg_history hc = cfg->monitor.history;
+		char hpath[4096];
+
+		if (hc.path == NULL) {
+			/* No monitor.history in the file: the documented
+			 * default, next to the config file. */
+			const char *slash = strrchr(cfg->path, '/');
+
+			snprintf(hpath, sizeof(hpath), "%.*s%sstorekeep-history.db",
+				 slash ? (int)(slash - cfg->path) : 0, cfg->path,
+				 slash ? "/" : "");
+			hc.path = hpath;
+		}
+		r = history_open(&s.loop, &hc, &s.history, err, sizeof(err));
+		if (r < 0) {
+			log_error("cannot open the history", "err=\"%s\"", err);
+			fprintf(stderr, "storekeep: %s\n", err);
+			backup_sched_stop(s.backup, NULL, NULL);
+			uv_run(&s.loop, UV_RUN_DEFAULT);
+			proxy_free(s.proxy);
+			uv_loop_close(&s.loop);
+			return 1;
+		}
+		uv_timer_init(&s.loop, &s.history_tick);
+		s.history_tick.data = &s;
+		uv_timer_start(&s.history_tick, history_tick_cb, 1000, 1000);
+		/* The last shard of the proxy's registry is the control
+		 * thread's. */
+		s.probes = probes_start(&s.loop, &cfg->monitor, reg,
+					metrics_shards(reg) - 1, err, sizeof(err));
+		if (s.probes == NULL) {
+			log_error("cannot start the probes", "err=\"%s\"", err);
+			fprintf(stderr, "storekeep: %s\n", err);
+			rc = 1;
+		}
+	}
 	signal_init(&s, &s.sigterm, SIGTERM);
 	signal_init(&s, &s.sigint, SIGINT);
 	signal_init(&s, &s.sighup, SIGHUP);
@@ -244,7 +317,10 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		admin_set_status_hook(s.admin, status_hook, &s);
 		admin_set_reload_hook(s.admin, reload, &s);
 		admin_set_backup(s.admin, s.backup);
+		admin_set_monitor(s.admin, s.probes, s.history);
 	}
+	if (rc)
+		goto fail;
 	if (demo) {
 		s.sup = supervisor_new(&s.loop);
 		for (size_t i = 0; i < demo->nchildren; i++) {

@@ -740,6 +740,51 @@ void metrics_hist_read(const struct metrics *m, struct metrics_hist h,
 		hist_merge(dst, hist_at(m, w, h.i));
 }
 
+/* --- read side ---------------------------------------------------------- */
+
+void metrics_foreach(struct metrics *m, metrics_series_cb cb, void *ud)
+{
+	struct metrics_label lab[METRICS_LABELS_MAX];
+
+	SK_ASSERT(pthread_mutex_lock(&m->lock) == 0);
+	for (size_t i = 0; i < m->nfams; i++) {
+		const struct family *f = m->fams[i];
+
+		for (size_t k = 0; k < f->nseries; k++) {
+			const struct series *s = f->series[k];
+			struct metrics_series_info si = {
+				.name = f->name,
+				.help = f->help,
+				.type = f->type,
+				.labels = lab,
+				.nlabels = f->nlabels,
+				.labels_text = s->key + s->lab_off,
+				.labels_len = s->lab_len,
+				.decimals = f->decimals,
+				.idx = s->idx,
+			};
+
+			for (size_t j = 0; j < f->nlabels; j++) {
+				lab[j].name = f->label_names[j];
+				lab[j].value = s->values[j];
+			}
+			cb(ud, &si);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+size_t metrics_series_count(struct metrics *m)
+{
+	size_t n;
+
+	SK_ASSERT(pthread_mutex_lock(&m->lock) == 0);
+	/* Index 0 of each space is the sink, not a series. */
+	n = (size_t)(m->ncells - 1) + (size_t)(m->nhists - 1);
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
 /* --- exposition --------------------------------------------------------- */
 
 static int fam_cmp(const void *a, const void *b)

@@ -25,7 +25,8 @@
  *
  * Not here: removing series (a series lives as long as the registry, so
  * a route dropped by a reload keeps its last values), expiry, exemplars,
- * OpenMetrics, summaries, and history (monitor/history, later).
+ * OpenMetrics, summaries, and history (monitor/history.h reads the
+ * registry through metrics_foreach()).
  *
  * Limits: 16 labels per series, 524287 counter and gauge series, 65535
  * histogram series, 1024 shards, 64 histogram bounds; metric names up to
@@ -148,6 +149,41 @@ double metrics_gauge_read(const struct metrics *m, struct metrics_gauge h);
  * into it. */
 void metrics_hist_read(const struct metrics *m, struct metrics_hist h,
 		       struct hist *dst);
+
+/*
+ * Read side for consumers other than /metrics (history, alerts).
+ *
+ * What a series is, as metrics_foreach() shows it. Every pointer is valid
+ * during the callback only. labels are sorted by name; labels_text is
+ * the same set as on /metrics, `a="x",b="y"` (values escaped, no braces),
+ * labels_len bytes, not NUL-terminated, empty when there are no labels.
+ * idx is the series' handle: (struct metrics_counter){idx} for a counter,
+ * and likewise for gauges and histograms.
+ */
+struct metrics_series_info {
+	const char *name;
+	const char *help;
+	enum metrics_type type;
+	const struct metrics_label *labels;
+	size_t nlabels;
+	const char *labels_text;
+	size_t labels_len;
+	unsigned decimals; /* counters and histograms, as registered */
+	uint32_t idx;
+};
+
+typedef void (*metrics_series_cb)(void *ud,
+				  const struct metrics_series_info *s);
+
+/*
+ * Calls cb for every series, in no particular order, holding the
+ * registry's mutex: cb may read values (metrics_*_read) but must not
+ * register. The control thread's tool; it costs a callback per series.
+ */
+void metrics_foreach(struct metrics *m, metrics_series_cb cb, void *ud);
+/* Series registered so far. It only grows, so a reader that saw n series
+ * through metrics_foreach() and finds n again has seen them all. */
+size_t metrics_series_count(struct metrics *m);
 
 /*
  * Appends the whole registry in Prometheus text format 0.0.4 to out:
