@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON     ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all build demo check check-unit check-e2e check-asan fuzz clean deps docs
+.PHONY: all build demo check check-unit check-e2e check-asan fuzz clean deps docs bench
 
 all: build
 
@@ -42,6 +42,13 @@ fuzz: deps
 	@cmake -S fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@FUZZ_TIME=$(FUZZ_TIME) sh fuzz/run.sh $(FUZZ_BUILD)
+
+# Side by side with nginx, HAProxy and Varnish; not part of check. bench/run
+# installs the peers and wrk itself and builds storekeep in build-bench/
+# (see bench/README.md for its BENCH_* settings).
+bench:
+	@sh scripts/deps.sh
+	@$(PYTHON) bench/run
 
 # docs/config.md is generated from the schema tables in src/core/config.c.
 docs: build
