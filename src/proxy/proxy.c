@@ -218,6 +218,8 @@ static void worker_finish(struct worker *w)
 	}
 	while (w->nspare)
 		free(w->spare[--w->nspare]);
+	while (w->nspare_hdrs)
+		free(w->spare_hdrs[--w->nspare_hdrs]);
 	if (!uv_is_closing((uv_handle_t *)&w->grace))
 		uv_close((uv_handle_t *)&w->grace, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->tick))

@@ -222,6 +222,8 @@ struct worker {
 	struct accesslog_batch *alog;
 	char *spare[8]; /* cached read buffers (WORKER_BUF_CAP bytes) */
 	unsigned nspare;
+	struct http_header *spare_hdrs[32]; /* cached header arrays */
+	unsigned nspare_hdrs;
 	/* Sessions whose idempotency wait ended, handed over by whichever
 	 * thread completed the first request. */
 	pthread_mutex_t woken_lock;

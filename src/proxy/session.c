@@ -1613,6 +1613,46 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 /* --- connection lifecycle ------------------------------------------------ */
 
+/*
+ * The header array is needed only while a request is parsed and served:
+ * an idle keep-alive connection gives it back to the worker's cache, which
+ * is most of what an idle connection would otherwise hold. Returns 0, or
+ * -1 when memory ran out (the connection is closed).
+ */
+static int begin_head(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (c->hdrs == NULL) {
+		if (w->nspare_hdrs)
+			c->hdrs = w->spare_hdrs[--w->nspare_hdrs];
+		else
+			c->hdrs = calloc(w->limits.max_headers, sizeof(*c->hdrs));
+		if (c->hdrs == NULL) {
+			client_close(c);
+			return -1;
+		}
+	}
+	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
+			 w->limits.max_headers, &w->limits);
+	return 0;
+}
+
+static void idle_hdrs_put(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (c->hdrs == NULL)
+		return;
+	if (w->nspare_hdrs < sizeof(w->spare_hdrs) / sizeof(w->spare_hdrs[0]))
+		w->spare_hdrs[w->nspare_hdrs++] = c->hdrs;
+	else
+		free(c->hdrs);
+	c->hdrs = NULL;
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.host_idx = -1;
+}
+
 /* Prepares for the next request on a kept-alive connection; serves bytes
  * already read (pipelining) at once. */
 static void client_next_request(struct client *c)
@@ -1638,10 +1678,10 @@ static void client_next_request(struct client *c)
 	c->status = 0;
 	c->bytes_in = c->bytes_out = 0;
 	c->sticky_set[0] = '\0';
-	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
-			 w->limits.max_headers, &w->limits);
 	c->paused = 0;
 	if (c->in.len > 0) {
+		if (begin_head(c) < 0)
+			return;
 		c->state = C_HEAD;
 		client_timer(c, tmo(c)->client_header_ms);
 		client_read_start(c);
@@ -1649,6 +1689,7 @@ static void client_next_request(struct client *c)
 		return;
 	}
 	/* An idle connection holds no buffer memory. */
+	idle_hdrs_put(c);
 	worker_buf_put(w, &c->in);
 	buf_fini(&c->reqhead);
 	buf_fini(&c->out);
@@ -1680,6 +1721,8 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	c->in.len += (size_t)nread;
 	switch (c->state) {
 	case C_IDLE:
+		if (begin_head(c) < 0)
+			return;
 		c->state = C_HEAD;
 		client_timer(c, tmo(c)->client_header_ms);
 		/* fall through */
@@ -1721,8 +1764,7 @@ void session_accept(struct worker *w)
 	c->handles_open = 3;
 	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0)
 		goto refuse;
-	c->hdrs = calloc(w->limits.max_headers, sizeof(*c->hdrs));
-	if (c->hdrs == NULL || w->nclients >= w->proxy->client_conns_limit ||
+	if (w->nclients >= w->proxy->client_conns_limit ||
 	    w->stopping)
 		goto refuse;
 	uv_tcp_nodelay(&c->tcp, 1);
