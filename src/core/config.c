@@ -1190,17 +1190,17 @@ static enum conv parse_uint(const char *s, size_t len, uint64_t *v)
 	return used == len ? CONV_OK : CONV_SYNTAX;
 }
 
-/* "16k" and "16KiB" are both 16384; "16kb" is refused rather than guessed
- * to be 16000 or 16384. */
-static enum conv parse_size(const char *s, size_t len, uint64_t *v)
+struct unit {
+	const char *name;
+	uint64_t mult;
+};
+
+/* Digits followed by one of units (compared case-insensitively when
+ * nocase), scaled; a value that would overflow is out of range. */
+static enum conv parse_scaled(const char *s, size_t len,
+			      const struct unit *units, size_t nunits,
+			      bool nocase, uint64_t *v)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} units[] = {
-		{"", 1},      {"k", KIB}, {"kib", KIB}, {"m", MIB}, {"mib", MIB},
-		{"g", GIB},   {"gib", GIB}, {"t", TIB}, {"tib", TIB},
-	};
 	size_t used, i, ulen;
 	uint64_t n;
 	enum conv rc = parse_digits(s, len, &n, &used);
@@ -1208,9 +1208,10 @@ static enum conv parse_size(const char *s, size_t len, uint64_t *v)
 	if (rc != CONV_OK)
 		return rc;
 	ulen = len - used;
-	for (i = 0; i < NFIELDS(units); i++) {
-		if (strlen(units[i].unit) != ulen ||
-		    strncasecmp(s + used, units[i].unit, ulen) != 0)
+	for (i = 0; i < nunits; i++) {
+		if (strlen(units[i].name) != ulen ||
+		    (nocase ? strncasecmp(s + used, units[i].name, ulen)
+			    : memcmp(s + used, units[i].name, ulen)) != 0)
 			continue;
 		if (n > UINT64_MAX / units[i].mult)
 			return CONV_RANGE;
@@ -1220,34 +1221,28 @@ static enum conv parse_size(const char *s, size_t len, uint64_t *v)
 	return CONV_SYNTAX;
 }
 
+/* "16k" and "16KiB" are both 16384; "16kb" is refused rather than guessed
+ * to be 16000 or 16384. */
+static enum conv parse_size(const char *s, size_t len, uint64_t *v)
+{
+	static const struct unit units[] = {
+		{"", 1},      {"k", KIB}, {"kib", KIB}, {"m", MIB}, {"mib", MIB},
+		{"g", GIB},   {"gib", GIB}, {"t", TIB}, {"tib", TIB},
+	};
+
+	return parse_scaled(s, len, units, NFIELDS(units), true, v);
+}
+
 /* A duration always has a unit: a bare "30" is refused, since whether it
  * meant seconds or milliseconds is exactly the mistake to catch. */
 static enum conv parse_duration(const char *s, size_t len, uint64_t *v)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} units[] = {
+	static const struct unit units[] = {
 		{"ms", 1},	   {"s", MS_SECOND}, {"m", MS_MINUTE},
 		{"h", MS_HOUR}, {"d", MS_DAY},
 	};
-	size_t used, i, ulen;
-	uint64_t n;
-	enum conv rc = parse_digits(s, len, &n, &used);
 
-	if (rc != CONV_OK)
-		return rc;
-	ulen = len - used;
-	for (i = 0; i < NFIELDS(units); i++) {
-		if (strlen(units[i].unit) != ulen ||
-		    memcmp(s + used, units[i].unit, ulen) != 0)
-			continue;
-		if (n > UINT64_MAX / units[i].mult)
-			return CONV_RANGE;
-		*v = n * units[i].mult;
-		return CONV_OK;
-	}
-	return CONV_SYNTAX;
+	return parse_scaled(s, len, units, NFIELDS(units), false, v);
 }
 
 static enum conv parse_bool(const char *s, size_t len, int *v)
