@@ -269,29 +269,32 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		struct cfg_history hc = cfg->monitor.history;
 		char hpath[4096];
 
-		if (hc.path == NULL) {
-			/* No monitor.history in the file: the documented
-			 * default, next to the config file. */
+		if (hc.path == NULL || hc.path[0] != '/') {
+			/* The default (or a relative path from a config given
+			 * as a string) lives next to the config file, never in
+			 * whatever directory storekeep was started from. */
 			const char *slash = strrchr(cfg->path, '/');
+			const char *name = hc.path ? hc.path : "storekeep-history.db";
 
-			snprintf(hpath, sizeof(hpath), "%.*s%sstorekeep-history.db",
+			snprintf(hpath, sizeof(hpath), "%.*s%s%s",
 				 slash ? (int)(slash - cfg->path) : 0, cfg->path,
-				 slash ? "/" : "");
+				 slash ? "/" : "", name);
 			hc.path = hpath;
 		}
 		r = history_open(&s.loop, &hc, &s.history, err, sizeof(err));
 		if (r < 0) {
-			log_error("cannot open the history", "err=\"%s\"", err);
-			fprintf(stderr, "storekeep: %s\n", err);
-			backup_sched_stop(s.backup, NULL, NULL);
-			uv_run(&s.loop, UV_RUN_DEFAULT);
-			proxy_free(s.proxy);
-			uv_loop_close(&s.loop);
-			return 1;
+			/* The shop matters more than its graphs: serve without
+			 * history, loudly. */
+			log_error("history disabled: cannot open its file; set "
+				  "monitor.history.path to a writable place",
+				  "err=\"%s\"", err);
+			fprintf(stderr, "storekeep: history disabled: %s\n", err);
+			s.history = NULL;
+		} else {
+			uv_timer_init(&s.loop, &s.history_tick);
+			s.history_tick.data = &s;
+			uv_timer_start(&s.history_tick, history_tick_cb, 1000, 1000);
 		}
-		uv_timer_init(&s.loop, &s.history_tick);
-		s.history_tick.data = &s;
-		uv_timer_start(&s.history_tick, history_tick_cb, 1000, 1000);
 		/* The last shard of the proxy's registry is the control
 		 * thread's. */
 		s.probes = probes_start(&s.loop, &cfg->monitor, reg,
