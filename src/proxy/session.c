@@ -997,7 +997,6 @@ static void dispatch(struct client *c)
 
 void session_dequeued(struct client *c)
 {
-	atomic_fetch_sub_explicit(&c->w->st.queued, 0, memory_order_relaxed);
 	client_timer_off(c);
 	c->state = C_UPSTREAM;
 	dispatch(c);
