@@ -22,6 +22,10 @@
  * and trailer by their checksums, the streams (which tile the space in
  * between, as verify checks) by their authentication tags.
  *
+ * Compression runs on zstd's own worker threads (one per CPU, at most
+ * ZWORKERS_MAX) while the caller's thread hashes, encrypts and writes;
+ * the result is still one frame per stream, and reading is unchanged.
+ *
  * This file knows nothing of sources or repositories; it writes to and
  * reads from a file descriptor it is given.
  */
@@ -48,6 +52,12 @@
 #define CHECKSUM_LEN 8
 #define MANIFEST_MAX (1024u * 1024 * 1024)
 #define ZLEVEL 3
+/* At most this many zstd worker threads per writer (see compress_workers). */
+#define ZWORKERS_MAX 4
+/* Input per zstd worker job. With zstd's default at level 3 (8 MiB) a run
+ * on 2 CPUs peaked at 84 MB resident; with 2 MiB at 36 MB, for archives
+ * 0.5% larger and no slower (measured with bench/backup). */
+#define ZJOB (2u * 1024 * 1024)
 
 typedef crypto_secretstream_xchacha20poly1305_state ss_state;
 
@@ -242,6 +252,16 @@ other:
 
 /* --- writer ------------------------------------------------------------------ */
 
+/* Threads zstd compresses with, beside the caller's (which hashes,
+ * encrypts and writes meanwhile): one per CPU, at most ZWORKERS_MAX, so
+ * that a run on a big machine leaves the event loops most of it. */
+static int compress_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > ZWORKERS_MAX ? ZWORKERS_MAX : (int)n;
+}
+
 struct archive_writer {
 	int fd;
 	uint64_t off;
@@ -305,6 +325,11 @@ int archive_writer_new(int fd, const struct backup_key *key,
 	w->c = malloc(4 + MSG_MAX);
 	SK_ASSERT(w->zc && w->z && w->c);
 	ZSTD_CCtx_setParameter(w->zc, ZSTD_c_compressionLevel, ZLEVEL);
+	/* Still one zstd frame per stream, as the format says; a libzstd
+	 * built without threads refuses this and compresses in the caller. */
+	if (!ZSTD_isError(ZSTD_CCtx_setParameter(w->zc, ZSTD_c_nbWorkers,
+						 compress_workers())))
+		ZSTD_CCtx_setParameter(w->zc, ZSTD_c_jobSize, ZJOB);
 	h->version = ARCHIVE_VERSION;
 	memcpy(h->key_id, key->id, BK_KEY_ID_BYTES);
 	randombytes_buf(h->salt, sizeof(h->salt));

@@ -3,8 +3,9 @@
  * backup/backup_int.h.
  *
  * Round trip: streams of every shape (empty, one byte, compressible,
- * incompressible and larger than a chunk) come back byte for byte with the
- * hashes the writer reported, and the manifest too. Then the archive is
+ * incompressible, larger than a chunk, larger than many of zstd's
+ * multi-threaded jobs) come back byte for byte with the hashes the writer
+ * reported, and the manifest too. Then the archive is
  * damaged on purpose: every byte of the header and the trailer, the
  * boundaries of every stream and a sample of everything else is flipped
  * in turn, and reading the whole archive must fail each time; truncation
@@ -263,6 +264,92 @@ static void test_frame_ending_as_output_buffer_fills(void **state)
 	archive_reader_free(r);
 }
 
+/* A stream much larger than one of zstd's multi-threaded jobs (2 MiB),
+ * so that several workers compress parts of its one frame, followed by a
+ * small one: both come back byte for byte, and the streams still tile
+ * the archive. */
+static void test_large_stream_round_trip(void **state)
+{
+	const size_t len = 32u * 1024 * 1024, small = 1000;
+	struct archive_stream_info info[2];
+	struct archive_reader *r;
+	struct archive_header h;
+	struct archive_writer *w;
+	unsigned char *data = malloc(len), hash[BK_HASH_BYTES];
+	unsigned char want[BK_HASH_BYTES];
+	char path[160], err[256], *json;
+	const char *man = "{}";
+	uint64_t size;
+	size_t jlen;
+	int fd;
+
+	(void)state;
+	assert_non_null(data);
+	/* Shop-like rows: text that compresses, with random bytes in it. */
+	for (size_t off = 0, row = 0; off < len; row++) {
+		char line[96];
+		int n = snprintf(line, sizeof(line),
+				 "order %zu,customer %zu,paid,EUR,%zu,ref=", row,
+				 row * 7919 % 100003, row % 9973);
+
+		for (int i = 0; i < n && off < len; i++)
+			data[off++] = (unsigned char)line[i];
+		if (off + 8 <= len) {
+			randombytes_buf(data + off, 8);
+			off += 8;
+		}
+	}
+	memset(&h, 0, sizeof(h));
+	strcpy(h.id, "big-20260101T000000Z-0001");
+	strcpy(h.job, "big");
+	snprintf(path, sizeof(path), "%s/big.skb", F.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(archive_writer_new(fd, F.key, &h, &w), 0);
+	assert_int_equal(archive_stream_begin(w, 0), 0);
+	for (size_t off = 0, i = 0; off < len; i++) {
+		size_t n = i % 2 ? 1024 * 1024 : 77777;
+
+		n = n < len - off ? n : len - off;
+		assert_int_equal(archive_stream_write(w, data + off, n), 0);
+		off += n;
+	}
+	assert_int_equal(archive_stream_end(w, &info[0]), 0);
+	assert_int_equal(archive_stream_begin(w, 1), 0);
+	assert_int_equal(archive_stream_write(w, data, small), 0);
+	assert_int_equal(archive_stream_end(w, &info[1]), 0);
+	assert_int_equal(archive_writer_finish(w, man, strlen(man)), 0);
+	archive_writer_free(w);
+	close(fd);
+
+	assert_int_equal(info[0].size, len);
+	assert_true(info[0].stored < len / 2);
+	assert_int_equal(archive_reader_open(path, F.key, &r, err, sizeof(err)), 0);
+	assert_int_equal(info[0].offset, archive_reader_data_start(r));
+	assert_int_equal(info[1].offset, info[0].offset + info[0].stored);
+	assert_int_equal(info[1].offset + info[1].stored,
+			 archive_reader_manifest_offset(r));
+	for (uint32_t i = 0; i < 2; i++) {
+		size_t n = i == 0 ? len : small;
+		struct cmp_sink s = {data, n, 0};
+
+		if (archive_reader_stream(r, i, info[i].offset, info[i].stored,
+					  cmp_cb, &s, hash, &size, err,
+					  sizeof(err)) != 0)
+			fail_msg("stream %u: %s", i, err);
+		assert_int_equal(s.off, n);
+		crypto_generichash(want, sizeof(want), data, n, NULL, 0);
+		assert_memory_equal(hash, want, sizeof(want));
+		assert_memory_equal(info[i].hash, want, sizeof(want));
+	}
+	assert_int_equal(archive_reader_manifest(r, &json, &jlen, err, sizeof(err)), 0);
+	assert_string_equal(json, man);
+	free(json);
+	archive_reader_free(r);
+	unlink(path);
+	free(data);
+}
+
 static void flip(uint64_t pos)
 {
 	unsigned char b;
@@ -470,6 +557,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_frame_ending_as_output_buffer_fills),
+		cmocka_unit_test(test_large_stream_round_trip),
 		cmocka_unit_test(test_every_flipped_byte_is_noticed),
 		cmocka_unit_test(test_flip_in_a_stream_names_its_chunk),
 		cmocka_unit_test(test_truncation_is_noticed),
