@@ -36,6 +36,8 @@
 
 #define IOBUF (1024 * 1024)
 #define CONFIG_SOURCE "_storekeep"
+/* storekeep's own state (the metrics history database), when it exists. */
+#define STATE_SOURCE "_storekeep_state"
 
 struct run_ctx {
 	const struct config *cfg;
@@ -271,6 +273,24 @@ static int add_config(struct run_ctx *c)
 
 static const char *const type_names[] = {"sqlite", "postgresql", "files"};
 
+/* The history database as the daemon opens it: monitor.history.path,
+ * relative to the config file's directory. NULL when unknown. */
+static const char *state_db(const struct config *cfg, char *buf, size_t n)
+{
+	const char *p = cfg->monitor.history.path ? cfg->monitor.history.path
+						   : "storekeep-history.db";
+	const char *slash;
+
+	if (p[0] == '/')
+		return p;
+	if (cfg->path == NULL)
+		return NULL;
+	slash = strrchr(cfg->path, '/');
+	snprintf(buf, n, "%.*s%s%s", slash ? (int)(slash - cfg->path) : 0,
+		 cfg->path, slash ? "/" : "", p);
+	return buf;
+}
+
 static int run_sources(struct run_ctx *c, json_t *sources)
 {
 	const struct cfg_backup_job *job = c->job;
@@ -316,6 +336,33 @@ static int run_sources(struct run_ctx *c, json_t *sources)
 			backup_failpoint("data");
 	}
 	if (r == 0) {
+		char sbuf[PATH_MAX];
+		const char *sp = state_db(c->cfg, sbuf, sizeof(sbuf));
+		struct stat st;
+
+		/* storekeep's own state goes with every job, copied like any
+		 * SQLite source (consistent while the daemon writes it). */
+		if (sp && stat(sp, &st) == 0 && S_ISREG(st.st_mode)) {
+			struct cfg_backup_source state = {
+				.type = CFG_SRC_SQLITE,
+				.name = (char *)STATE_SOURCE,
+				.path = (char *)sp,
+			};
+
+			info = json_object();
+			json_object_set_new(info, "name", json_string(STATE_SOURCE));
+			json_object_set_new(info, "type", json_string("sqlite"));
+			json_array_append_new(sources, info);
+			r = source_sqlite_backup(c, &state, info);
+			if (r < 0 && r != -ECANCELED) {
+				char why[1024];
+
+				snprintf(why, sizeof(why), "%s", c->err);
+				run_fail(c, r, "storekeep state %s: %s", sp, why);
+			}
+		}
+	}
+	if (r == 0) {
 		info = json_object();
 		json_object_set_new(info, "name", json_string(CONFIG_SOURCE));
 		json_object_set_new(info, "type", json_string("config"));
@@ -337,7 +384,8 @@ static int check_names(const struct cfg_backup_job *job, char *err,
 	for (size_t i = 0; i < job->nsources; i++) {
 		const char *n = job->sources[i].name;
 
-		if (!bk_name_ok(n) || strcmp(n, CONFIG_SOURCE) == 0) {
+		if (!bk_name_ok(n) || strcmp(n, CONFIG_SOURCE) == 0 ||
+		    strcmp(n, STATE_SOURCE) == 0) {
 			snprintf(err, errlen,
 				 "job %s: source name \"%s\" is reserved or cannot "
 				 "be used as a directory name",
