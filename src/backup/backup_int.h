@@ -311,6 +311,9 @@ void bk_fmt_time(int64_t ms, char out[32]);
 const struct cfg_backup_job *bk_find_job(const struct config *cfg,
 					 const char *name);
 /* Checks that name is usable as a directory/path component. */
+/* Compares row counts per table (want, from the manifest) with have.
+ * Returns 0, or -EBADMSG with the first difference in err. */
+int bk_counts_match(json_t *want, json_t *have, char *err, size_t errlen);
 int bk_name_ok(const char *name);
 /* Wall clock of o (the injected one, or the real one). */
 int64_t bk_now_ms(const struct backup_opts *o);

@@ -235,8 +235,7 @@ int source_sqlite_check(const char *path, json_t *tables,
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	json_t *have = json_object(), *want;
-	const char *name;
+	json_t *have = json_object();
 	struct buf msg;
 	int rc, r = 0;
 
@@ -280,27 +279,9 @@ int source_sqlite_check(const char *path, json_t *tables,
 			r = -EBADMSG;
 			goto out;
 		}
-		json_object_foreach(tables, name, want) {
-			json_t *got = json_object_get(have, name);
-
-			if (got == NULL) {
-				snprintf(err, errlen,
-					 "table %s is missing (the manifest has it "
-					 "with %lld rows)",
-					 name, (long long)json_integer_value(want));
-				r = -EBADMSG;
-				goto out;
-			}
-			if (json_integer_value(got) != json_integer_value(want)) {
-				snprintf(err, errlen,
-					 "table %s has %lld rows, the manifest says "
-					 "%lld",
-					 name, (long long)json_integer_value(got),
-					 (long long)json_integer_value(want));
-				r = -EBADMSG;
-				goto out;
-			}
-		}
+		r = bk_counts_match(tables, have, err, errlen);
+		if (r < 0)
+			goto out;
 	}
 	for (size_t i = 0; v && i < v->nassertions; i++) {
 		const char *sql = v->assertions[i].sql;

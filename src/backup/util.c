@@ -79,6 +79,32 @@ const struct cfg_backup_job *bk_find_job(const struct config *cfg,
 	return NULL;
 }
 
+int bk_counts_match(json_t *want, json_t *have, char *err, size_t errlen)
+{
+	const char *name;
+	json_t *w;
+
+	json_object_foreach(want, name, w) {
+		json_t *got = json_object_get(have, name);
+
+		if (got == NULL) {
+			snprintf(err, errlen,
+				 "table %s is missing (the manifest has it with "
+				 "%lld rows)",
+				 name, (long long)json_integer_value(w));
+			return -EBADMSG;
+		}
+		if (json_integer_value(got) != json_integer_value(w)) {
+			snprintf(err, errlen,
+				 "table %s has %lld rows, the manifest says %lld",
+				 name, (long long)json_integer_value(got),
+				 (long long)json_integer_value(w));
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
 int bk_name_ok(const char *name)
 {
 	/* The loader allows A-Za-z0-9_.- ; "." and ".." and hidden names

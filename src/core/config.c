@@ -520,16 +520,6 @@ static const struct section route_timeouts_section = {
 	.line_off = NO_LINE,
 };
 
-static const struct section idem_method_section = {
-	.doc = "methods",
-	.scalar = 1,
-	.noun = "method",
-	.fields = method_fields,
-	.nfields = NFIELDS(method_fields),
-	.size = sizeof(struct cfg_method),
-	.line_off = NO_LINE,
-};
-
 static const char *const inflight_names[] = {"wait", "reject", NULL};
 
 static const struct field idem_fields[] = {
@@ -550,7 +540,7 @@ static const struct field idem_fields[] = {
 	 .doc = "longest wait for the first response; then 409"},
 	{AT("methods", struct cfg_idempotency, methods), .type = T_LIST,
 	 .min = 0, .max = 8, .aux = offsetof(struct cfg_idempotency, nmethods),
-	 .sub = &idem_method_section, .flags = F_RELOAD,
+	 .sub = &method_section, .flags = F_RELOAD,
 	 .def = "[POST, PATCH]",
 	 .doc = "methods whose Idempotency-Key is honoured"},
 };

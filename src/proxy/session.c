@@ -48,6 +48,31 @@
 #define EWMA_TAU_US 10e6
 
 static void client_close(struct client *c);
+
+/* Whether m is among the config's methods (struct cfg_method indexes
+ * config_method_names; this map turns them into the parser's enum). */
+static int method_listed(const struct cfg_method *ms, size_t n,
+			 enum http_method m)
+{
+	static const enum http_method map[] = {
+		HTTP_M_GET,   HTTP_M_HEAD,    HTTP_M_POST,  HTTP_M_PUT,
+		HTTP_M_DELETE, HTTP_M_OPTIONS, HTTP_M_PATCH, HTTP_M_TRACE,
+	};
+
+	for (size_t i = 0; i < n; i++)
+		if ((size_t)ms[i].method < sizeof(map) / sizeof(map[0]) &&
+		    map[ms[i].method] == m)
+			return 1;
+	return 0;
+}
+
+/* The idempotent methods of RFC 9110 9.2.2 that a shop sends (TRACE left
+ * out), the same list as retry.methods' default. */
+static int method_idempotent(enum http_method m)
+{
+	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
+	       m == HTTP_M_PUT || m == HTTP_M_DELETE;
+}
 static void client_next_request(struct client *c);
 static void process_head(struct client *c);
 static void pump_req(struct client *c);
@@ -357,16 +382,12 @@ static int idem_step(struct client *c)
 
 	if (c->idem_key == NULL) {
 		const char *base = c->in.data;
-		int i, listed = 0;
+		int i, listed;
 
 		if (c->route == NULL || !c->route->idempotency.enabled)
 			return 0;
 		ic = &c->route->idempotency;
-		for (size_t k = 0; k < ic->nmethods; k++)
-			listed |= http_method_parse(
-					  config_method_names[ic->methods[k].method],
-					  strlen(config_method_names[ic->methods[k].method])) ==
-				  c->req.method;
+		listed = method_listed(ic->methods, ic->nmethods, c->req.method);
 		i = http_msg_find(&c->req, base, "idempotency-key", 0);
 		if (!listed || i < 0 || c->req.headers[i].value.len == 0)
 			return 0;
@@ -595,29 +616,13 @@ static void reply_error(struct client *c, int status, const char *detail,
 
 /* --- retry policy ----------------------------------------------------------- */
 
-static int method_listed(const struct cfg_retry *r, enum http_method m)
-{
-	static const enum http_method map[] = {
-		HTTP_M_GET,   HTTP_M_HEAD,    HTTP_M_POST,  HTTP_M_PUT,
-		HTTP_M_DELETE, HTTP_M_OPTIONS, HTTP_M_PATCH, HTTP_M_TRACE,
-	};
-
-	for (size_t i = 0; i < r->nmethods; i++)
-		if ((size_t)r->methods[i].method < sizeof(map) / sizeof(map[0]) &&
-		    map[r->methods[i].method] == m)
-			return 1;
-	return 0;
-}
-
 static int method_retryable(struct client *c)
 {
-	enum http_method m = c->req.method;
+	const struct cfg_retry *r = c->route ? &c->route->retry : NULL;
 
-	if (c->route)
-		return method_listed(&c->route->retry, m);
 	/* No routes: the default policy, the idempotent methods. */
-	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
-	       m == HTTP_M_PUT || m == HTTP_M_DELETE;
+	return r ? method_listed(r->methods, r->nmethods, c->req.method)
+		 : method_idempotent(c->req.method);
 }
 
 static uint32_t retry_attempts(struct client *c)
@@ -920,14 +925,6 @@ void session_idem_woken(struct worker *w)
 
 static void start_exchange(struct client *c);
 
-static int reuse_ok(const struct client *c)
-{
-	enum http_method m = c->req.method;
-
-	return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS ||
-	       m == HTTP_M_PUT || m == HTTP_M_DELETE || m == HTTP_M_TRACE;
-}
-
 static void dispatch(struct client *c)
 {
 	struct worker *w = c->w;
@@ -976,7 +973,8 @@ static void dispatch(struct client *c)
 		/* A request that must not be sent twice gets a fresh
 		 * connection: an idle one may be closing under us, and then
 		 * we could not tell whether the backend acted on it. */
-		bc = upstream_get(w, wb, connect_ms(c), reuse_ok(c));
+		bc = upstream_get(w, wb, connect_ms(c),
+				    method_idempotent(c->req.method));
 		if (bc != NULL)
 			break;
 		counter_add(&wb->st->failures, 1);
