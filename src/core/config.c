@@ -942,6 +942,10 @@ static const struct section history_section = {
 };
 
 static const struct field monitor_fields[] = {
+	{AT("request_metrics", struct cfg_monitor, request_metrics),
+	 .type = T_BOOL, .def = "true", .flags = F_RELOAD,
+	 .doc = "record per-route request metrics (latency histograms, "
+		"responses by class); false only to measure their cost"},
 	{AT("history", struct cfg_monitor, history), .type = T_MAP,
 	 .sub = &history_section, .doc = "metric history"},
 	{AT("probes", struct cfg_monitor, probes), .type = T_LIST, .min = 0,

@@ -194,6 +194,7 @@ struct cfg_history {
 };
 
 struct cfg_monitor {
+	int request_metrics;	/* per-route metrics recorded; default 1 */
 	struct cfg_history history;
 	struct cfg_probe *probes;
 	size_t nprobes;
