@@ -267,3 +267,13 @@ uint64_t hist_representative(uint64_t v)
 {
 	return bucket_rep(bucket_of(v));
 }
+
+uint64_t hist_bucket_get(const struct hist *h, unsigned i)
+{
+	return i < HIST_BUCKETS ? ld(&h->b[i]) : 0;
+}
+
+uint64_t hist_bucket_value(unsigned i)
+{
+	return i < HIST_BUCKETS ? bucket_rep(i) : 0;
+}

@@ -100,4 +100,12 @@ void hist_bucket_range(uint64_t v, uint64_t *lo, uint64_t *hi);
 /* The value that stands for v's bucket (its midpoint, rounded down). */
 uint64_t hist_representative(uint64_t v);
 
+/*
+ * Bucket by bucket, for compact copies of a histogram (the alert
+ * source keeps many snapshots): the count of bucket i (0 <= i <
+ * HIST_BUCKETS), and the representative value of bucket i.
+ */
+uint64_t hist_bucket_get(const struct hist *h, unsigned i);
+uint64_t hist_bucket_value(unsigned i);
+
 #endif

@@ -1598,3 +1598,90 @@ json_t *history_status_json(struct history *h)
 	json_object_set_new(o, "last_write_seconds", json_real(h->last_write_s));
 	return o;
 }
+
+/* --- the alert engine's view ------------------------------------------------------- */
+
+void history_each_series(struct history *h, const char *metric,
+			 history_series_cb cb, void *ud)
+{
+	struct metrics_label lab[METRICS_LABELS_MAX + 1];
+
+	for (size_t i = 0; i < h->nall; i++) {
+		const struct hseries *s = h->all[i];
+
+		if (s->kind == HK_QUANTILE || strcmp(s->metric, metric) != 0)
+			continue;
+		for (size_t k = 0; k < s->nlab && k < METRICS_LABELS_MAX + 1;
+		     k++)
+			lab[k] = (struct metrics_label){s->lab[k].name,
+							s->lab[k].value};
+		cb(ud, i, lab, s->nlab);
+	}
+}
+
+struct samples_read {
+	const struct hseries *s;
+	int64_t before; /* rows must end at or before this second */
+	history_sample_cb cb;
+	void *ud;
+};
+
+static int samples_row_cb(void *ud, const struct hdb_row *r)
+{
+	struct samples_read *sr = ud;
+	double v;
+	uint64_t t;
+
+	if (strcmp(r->labels, sr->s->labels) != 0 || r->n == 0 ||
+	    r->ts + 60 > sr->before)
+		return 0;
+	if (sr->s->kind == HK_COUNTER) {
+		v = r->last;
+		t = (uint64_t)(r->ts + 59) * 1000;
+	} else {
+		v = r->avg;
+		t = (uint64_t)(r->ts + 30) * 1000;
+	}
+	if (isfinite(v))
+		sr->cb(sr->ud, t, v);
+	return 0;
+}
+
+int history_samples(struct history *h, uint64_t id, uint64_t from_ms,
+		    uint64_t to_ms, history_sample_cb cb, void *ud)
+{
+	const struct hseries *s;
+	int64_t from = (int64_t)(from_ms / 1000), to = (int64_t)(to_ms / 1000);
+	int64_t mem_start;
+
+	if (id >= h->nall)
+		return -ENOENT;
+	s = h->all[id];
+	if (from_ms % 1000)
+		from++;
+	if (s->last_sec < 0)
+		return 0;
+	mem_start = h->first_sec;
+	if (mem_start < s->last_sec - (RING - 1))
+		mem_start = s->last_sec - (RING - 1);
+	if (from < mem_start && h->db) {
+		struct samples_read sr = {s, mem_start, cb, ud};
+		char err[256];
+
+		if (hdb_read(h->db, HL_MINUTE, s->metric, from,
+			     mem_start < to ? mem_start : to, samples_row_cb,
+			     &sr, err, sizeof(err)) < 0)
+			return -EIO;
+	}
+	if (from < mem_start)
+		from = mem_start;
+	if (to > s->last_sec)
+		to = s->last_sec;
+	for (int64_t t = from; t <= to; t++) {
+		double v = ring_at(s, t);
+
+		if (!isnan(v))
+			cb(ud, (uint64_t)t * 1000, v);
+	}
+	return 0;
+}

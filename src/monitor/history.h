@@ -151,6 +151,29 @@ int history_query_agg(struct history *h, const char *metric,
 int history_query_params(struct history *h, const char *qs, uint64_t now_ms,
 			 json_t **out);
 
+/*
+ * For the alert engine (monitor/alert_src.c): the gauge and counter
+ * series of metric (quantile series of histograms are left out: the
+ * engine reads histograms from the registry), by a handle valid as long
+ * as the history. Calls cb once per series; labels sorted by name.
+ */
+typedef void (*history_series_cb)(void *ud, uint64_t id,
+				  const struct metrics_label *labels,
+				  size_t nlabels);
+void history_each_series(struct history *h, const char *metric,
+			 history_series_cb cb, void *ud);
+
+/*
+ * The samples of series id with from_ms <= t <= to_ms, oldest first:
+ * the 1-second ring for the part this process holds in memory, and
+ * before that the 1-minute rows from the file (a counter's last value
+ * at the end of its minute, a gauge's average in the middle of it).
+ * Returns 0, -ENOENT for an unknown id, or -EIO when SQLite fails.
+ */
+typedef void (*history_sample_cb)(void *ud, uint64_t t_ms, double v);
+int history_samples(struct history *h, uint64_t id, uint64_t from_ms,
+		    uint64_t to_ms, history_sample_cb cb, void *ud);
+
 /* Writes what is pending now (completed minutes and hours) and calls
  * done(ud) on the loop once it is in the file. */
 void history_flush(struct history *h, void (*done)(void *ud), void *ud);
