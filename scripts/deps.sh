@@ -9,7 +9,7 @@ PKGS="build-essential cmake pkg-config git
 libuv1-dev libssl-dev libsqlite3-dev libyaml-dev libjansson-dev
 libcmocka-dev
 libsodium-dev libzstd-dev libpq-dev postgresql postgresql-client
-libcurl4-openssl-dev openssl python3-aiosmtpd prometheus-alertmanager
+libcurl4-openssl-dev openssl python3-aiosmtpd prometheus prometheus-alertmanager
 monitoring-plugins-basic
 wrk
 clang libclang-rt-14-dev
