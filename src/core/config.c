@@ -32,7 +32,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -86,6 +88,11 @@ enum ftype {
 	T_CRON,	    /* char *: a cron expression (core/cron.h) */
 	T_MAP,	    /* embedded struct described by sub */
 	T_LIST,	    /* array of structs described by sub, count at aux */
+	T_FLOAT,    /* decimal number into double, fmin..fmax */
+	/* a map whose keys name its entries: stored as T_LIST is; the key
+	 * goes into the entry's fields[0], the value into fields[1] (sub
+	 * scalar) or, as a map, into the other fields (sub keyed) */
+	T_DICT,
 };
 
 #define F_RELOAD 0x1   /* a reload may change it */
@@ -104,9 +111,10 @@ struct field {
 	uint64_t min, max;  /* values; string lengths; list entries */
 	const char *def;    /* default as written in a file, or NULL */
 	const char *doc;    /* one line for the reference */
-	const struct section *sub;  /* T_MAP, T_LIST */
+	const struct section *sub;  /* T_MAP, T_LIST, T_DICT */
 	const char *const *names;   /* T_ENUM, NULL-terminated */
-	size_t aux;	    /* T_LIST: count offset; T_MAP+F_OPTIONAL: flag */
+	size_t aux;	    /* T_LIST, T_DICT: count offset; T_MAP+F_OPTIONAL: flag */
+	double fmin, fmax;  /* T_FLOAT bounds, inclusive */
 };
 
 /* Runs once a map is complete; returns 0 or -1 after calling fail(). */
@@ -116,6 +124,7 @@ typedef int (*section_check_fn)(struct loader *l, void *obj,
 struct section {
 	const char *doc;	  /* a sentence or two for the reference */
 	int scalar;		  /* list entries are scalars for fields[0] */
+	int keyed;		  /* T_DICT entries: fields[0] is the key */
 	const char *noun;	  /* list entries: "pool" -> "at most 1 pool" */
 	const struct field *fields;
 	size_t nfields;
@@ -915,6 +924,461 @@ static const struct section probe_section = {
 	.check = check_probe,
 };
 
+/* --- monitor.alerts ----------------------------------------------------
+ * Plain data for monitor/alert_conf.c. The names are monitor's (alert.h,
+ * notify.h); the builder maps the stored indexes back by name. */
+
+const char *const config_alert_fn_names[] = {
+	"last", "avg", "min", "max", "increase", "rate", "quantile",
+	"predict_linear", "time_to_zero", "count_above", NULL,
+};
+/* Indexes of config_alert_fn_names[] that the checks below name. */
+enum { AFN_QUANTILE = 6, AFN_PREDICT_LINEAR = 7, AFN_COUNT_ABOVE = 9 };
+const char *const config_alert_group_names[] = {
+	"none", "sum", "avg", "min", "max", "count", NULL,
+};
+const char *const config_alert_op_names[] = {
+	">", ">=", "<", "<=", "==", "!=", NULL,
+};
+const char *const config_alert_severity_names[] = {
+	"info", "warning", "critical", NULL,
+};
+const char *const config_notify_type_names[] = {
+	"webhook", "email", "command", NULL,
+};
+enum { NT_WEBHOOK = 0, NT_EMAIL, NT_COMMAND };
+const char *const config_notify_format_names[] = {
+	"generic", "slack", "alertmanager", NULL,
+};
+const char *const config_notify_tls_names[] = {"try", "all", "none", NULL};
+
+/* Any finite number. */
+#define ANY_NUMBER .fmin = -DBL_MAX, .fmax = DBL_MAX
+
+static int check_label(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_alert_query(struct loader *l, void *obj,
+			     const struct mapinfo *mi);
+static int check_alert_default(struct loader *l, void *obj,
+			       const struct mapinfo *mi);
+static int check_alert_rule(struct loader *l, void *obj,
+			    const struct mapinfo *mi);
+static int check_slo(struct loader *l, void *obj, const struct mapinfo *mi);
+static int check_slo_window(struct loader *l, void *obj,
+			    const struct mapinfo *mi);
+static int check_notifier(struct loader *l, void *obj,
+			  const struct mapinfo *mi);
+static int check_alerts(struct loader *l, void *obj, const struct mapinfo *mi);
+
+static const struct field label_fields[] = {
+	{AT("name", struct cfg_label, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_RELOAD, .doc = "label name"},
+	{AT("value", struct cfg_label, value), .type = T_STR, .min = 0,
+	 .max = 1024, .flags = F_RELOAD, .doc = "label value"},
+};
+
+static const struct section label_section = {
+	.doc = "labels", .scalar = 1, .noun = "label",
+	.fields = label_fields, .nfields = NFIELDS(label_fields),
+	.size = sizeof(struct cfg_label),
+	.line_off = offsetof(struct cfg_label, line),
+	.check = check_label,
+};
+
+static const struct field label_name_fields[] = {
+	{AT("label", struct cfg_arg, arg), .type = T_NAME, .min = 1, .max = 64,
+	 .flags = F_RELOAD, .doc = "label name"},
+};
+
+static const struct section label_name_section = {
+	.doc = "label names", .scalar = 1, .noun = "label",
+	.fields = label_name_fields, .nfields = NFIELDS(label_name_fields),
+	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
+};
+
+/* The keys of a query, in a rule (st, pfx: struct cfg_alert_rule, expr.)
+ * and in its plus and over maps (struct cfg_alert_query, nothing). */
+#define QUERY_FIELDS(st, pfx)                                                 \
+	{AT("expr", st, pfx expr), .type = T_STR, .min = 1, .max = 4096,      \
+	 .flags = F_REQUIRED | F_RELOAD,                                      \
+	 .doc = "the series read: a selector such as "                       \
+		"`metric{label=\"x\", other=~\"re.*\"}` (matchers =, !=, "    \
+		"=~, !~)"},                                                   \
+	{AT("function", st, pfx fn), .type = T_ENUM,                          \
+	 .names = config_alert_fn_names, .def = "last", .flags = F_RELOAD,    \
+	 .doc = "what reduces each series over window to one number"},       \
+	{AT("q", st, pfx q), .type = T_FLOAT, .fmin = 0, .fmax = 1,           \
+	 .flags = F_RELOAD,                                                   \
+	 .doc = "function: quantile: the quantile, e.g. 0.99; required "      \
+		"there"},                                                     \
+	{AT("le", st, pfx le), .type = T_FLOAT, ANY_NUMBER, .flags = F_RELOAD, \
+	 .doc = "function: count_above: the bound, in the metric's unit "     \
+		"(seconds); required there"},                                 \
+	{AT("horizon", st, pfx horizon_ms), .type = T_DURATION, .min = 0,     \
+	 .max = 365ull * MS_DAY, .def = "0s", .flags = F_RELOAD,              \
+	 .doc = "function: predict_linear: how far ahead the fitted line is " \
+		"read"},                                                      \
+	{AT("window", st, pfx window_ms), .type = T_DURATION,                 \
+	 .min = MS_SECOND, .max = 90ull * MS_DAY, .def = "1m",                \
+	 .flags = F_RELOAD, .doc = "the time the function looks back over"}, \
+	{AT("group", st, pfx group), .type = T_ENUM,                          \
+	 .names = config_alert_group_names, .def = "none", .flags = F_RELOAD, \
+	 .doc = "how series are combined, per value of by; none: each "       \
+		"series is its own alert"},                                   \
+	{AT("by", st, pfx by), .type = T_LIST, .min = 0, .max = 8,            \
+	 .aux = offsetof(st, pfx nby), .sub = &label_name_section,            \
+	 .flags = F_RELOAD, .def = "[]",                                      \
+	 .doc = "labels kept by group, e.g. `[route]`"}
+
+static const struct field query_fields[] = {
+	QUERY_FIELDS(struct cfg_alert_query, ),
+};
+
+static const struct section query_section = {
+	.doc = "A second query of a rule, with the keys of the rule's own: "
+	       "the rule's value is (expr + plus) / over, joined on identical "
+	       "label sets.",
+	.fields = query_fields,
+	.nfields = NFIELDS(query_fields),
+	.line_off = offsetof(struct cfg_alert_query, line),
+	.check = check_alert_query,
+};
+
+static const struct field alert_default_fields[] = {
+	{AT("name", struct cfg_alert_default, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_RELOAD, .doc = "a built-in rule's name"},
+	{AT("enabled", struct cfg_alert_default, enabled), .type = T_BOOL,
+	 .def = "true", .flags = F_RELOAD,
+	 .doc = "false turns the rule off"},
+	{AT("threshold", struct cfg_alert_default, threshold),
+	 .type = T_FLOAT, ANY_NUMBER, .flags = F_RELOAD,
+	 .doc = "replaces the rule's threshold"},
+	{AT("severity", struct cfg_alert_default, severity), .type = T_ENUM,
+	 .names = config_alert_severity_names, .flags = F_RELOAD,
+	 .doc = "replaces the rule's severity"},
+	{AT("for", struct cfg_alert_default, for_ms), .type = T_DURATION,
+	 .min = 0, .max = 30ull * MS_DAY, .flags = F_RELOAD,
+	 .doc = "replaces the rule's for"},
+	{AT("keep_firing_for", struct cfg_alert_default, keep_firing_for_ms),
+	 .type = T_DURATION, .min = 0, .max = 30ull * MS_DAY,
+	 .flags = F_RELOAD, .doc = "replaces the rule's keep_firing_for (0s)"},
+	{AT("repeat", struct cfg_alert_default, repeat_ms), .type = T_DURATION,
+	 .min = 0, .max = 30ull * MS_DAY, .flags = F_RELOAD,
+	 .doc = "replaces the rule's repeat (0s: sent once)"},
+	{AT("labels", struct cfg_alert_default, labels), .type = T_DICT,
+	 .min = 0, .max = 16,
+	 .aux = offsetof(struct cfg_alert_default, nlabels),
+	 .sub = &label_section, .flags = F_RELOAD,
+	 .doc = "extra labels of the rule's alerts, e.g. `{team: ops}`"},
+	{AT("summary", struct cfg_alert_default, summary), .type = T_STR,
+	 .min = 1, .max = 1024, .flags = F_RELOAD,
+	 .doc = "replaces the rule's summary"},
+};
+
+static const struct section alert_default_section = {
+	.doc = "A built-in rule, by name (`HostCPUHigh: {enabled: false}`); "
+	       "only the keys written change it.",
+	.keyed = 1,
+	.noun = "rule",
+	.fields = alert_default_fields,
+	.nfields = NFIELDS(alert_default_fields),
+	.size = sizeof(struct cfg_alert_default),
+	.line_off = offsetof(struct cfg_alert_default, line),
+	.check = check_alert_default,
+};
+
+static const struct field alert_rule_fields[] = {
+	{AT("name", struct cfg_alert_rule, name), .type = T_NAME, .min = 1,
+	 .max = 100, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "rule name, unique, not a built-in rule's; the alertname "
+		"label"},
+	QUERY_FIELDS(struct cfg_alert_rule, expr.),
+	{AT("plus", struct cfg_alert_rule, plus), .type = T_MAP,
+	 .flags = F_OPTIONAL | F_RELOAD,
+	 .aux = offsetof(struct cfg_alert_query, set), .sub = &query_section,
+	 .doc = "a query added to expr; absent: none"},
+	{AT("over", struct cfg_alert_rule, over), .type = T_MAP,
+	 .flags = F_OPTIONAL | F_RELOAD,
+	 .aux = offsetof(struct cfg_alert_query, set), .sub = &query_section,
+	 .doc = "a query (expr + plus) is divided by; absent: none"},
+	{AT("op", struct cfg_alert_rule, op), .type = T_ENUM,
+	 .names = config_alert_op_names, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "how the value is compared with threshold (quote it in "
+		"YAML: `\">\"`)"},
+	{AT("threshold", struct cfg_alert_rule, threshold), .type = T_FLOAT,
+	 ANY_NUMBER, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "what the value is compared with"},
+	{AT("for", struct cfg_alert_rule, for_ms), .type = T_DURATION,
+	 .min = 0, .max = 30ull * MS_DAY, .def = "0s", .flags = F_RELOAD,
+	 .doc = "how long the condition must hold before the alert fires"},
+	{AT("keep_firing_for", struct cfg_alert_rule, keep_firing_for_ms),
+	 .type = T_DURATION, .min = 0, .max = 30ull * MS_DAY, .def = "0s",
+	 .flags = F_RELOAD,
+	 .doc = "a firing alert resolves only after its condition has failed "
+		"this long"},
+	{AT("repeat", struct cfg_alert_rule, repeat_ms), .type = T_DURATION,
+	 .min = 0, .max = 30ull * MS_DAY, .def = "0s", .flags = F_RELOAD,
+	 .doc = "how often a firing alert is sent again; 0s: once"},
+	{AT("severity", struct cfg_alert_rule, severity), .type = T_ENUM,
+	 .names = config_alert_severity_names, .def = "warning",
+	 .flags = F_RELOAD, .doc = "the severity label"},
+	{AT("labels", struct cfg_alert_rule, labels), .type = T_DICT,
+	 .min = 0, .max = 16, .aux = offsetof(struct cfg_alert_rule, nlabels),
+	 .sub = &label_section, .flags = F_RELOAD, .def = "{}",
+	 .doc = "extra labels of its alerts, e.g. `{team: shop}`; not "
+		"alertname or severity"},
+	{AT("summary", struct cfg_alert_rule, summary), .type = T_STR,
+	 .min = 1, .max = 1024, .flags = F_RELOAD,
+	 .doc = "one line for people: `{{label}}` and `{{value}}`, which "
+		"may take a filter: pct, bytes or duration (see "
+		"docs/monitoring.md); absent: `<name> <op> <threshold>`"},
+	{AT("enabled", struct cfg_alert_rule, enabled), .type = T_BOOL,
+	 .def = "true", .flags = F_RELOAD,
+	 .doc = "false keeps the rule listed but never evaluated"},
+};
+
+static const struct section alert_rule_section = {
+	.doc = "A rule: a query (expr, function over window, group by), "
+	       "optional plus and over queries, and a comparison. See "
+	       "docs/monitoring.md.",
+	.noun = "rule",
+	.fields = alert_rule_fields,
+	.nfields = NFIELDS(alert_rule_fields),
+	.size = sizeof(struct cfg_alert_rule),
+	.line_off = offsetof(struct cfg_alert_rule, line),
+	.check = check_alert_rule,
+};
+
+static const struct field slo_window_fields[] = {
+	{AT("long", struct cfg_slo_window, long_ms), .type = T_DURATION,
+	 .min = MS_MINUTE, .max = 90ull * MS_DAY,
+	 .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "the long window: the problem is real"},
+	{AT("short", struct cfg_slo_window, short_ms), .type = T_DURATION,
+	 .min = MS_SECOND, .max = 90ull * MS_DAY,
+	 .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "the short window, at most long: it is still happening"},
+	{AT("factor", struct cfg_slo_window, factor), .type = T_FLOAT,
+	 .fmin = 0, .fmax = 10000, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "burn rate over both windows that fires, > 0, e.g. 14.4"},
+	{AT("for", struct cfg_slo_window, for_ms), .type = T_DURATION,
+	 .min = 0, .max = 30ull * MS_DAY, .def = "0s", .flags = F_RELOAD,
+	 .doc = "how long it must hold before the alert fires"},
+	{AT("severity", struct cfg_slo_window, severity), .type = T_ENUM,
+	 .names = config_alert_severity_names, .def = "warning",
+	 .flags = F_RELOAD, .doc = "the severity label"},
+};
+
+static const struct section slo_window_section = {
+	.doc = "One burn-rate alert of an SLO: a window pair and a factor.",
+	.noun = "window",
+	.fields = slo_window_fields,
+	.nfields = NFIELDS(slo_window_fields),
+	.size = sizeof(struct cfg_slo_window),
+	.line_off = offsetof(struct cfg_slo_window, line),
+	.check = check_slo_window,
+};
+
+static const struct field slo_fields[] = {
+	{AT("name", struct cfg_slo, name), .type = T_NAME, .min = 1, .max = 64,
+	 .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "SLO name, unique; its rules are named "
+		"`SLOBurnRate:<name>:<long><short>`"},
+	{AT("route", struct cfg_slo, route), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "the route label of the requests it covers"},
+	{AT("objective", struct cfg_slo, objective), .type = T_FLOAT,
+	 .fmin = 0, .fmax = 1, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "share of requests that must succeed, between 0 and 1 "
+		"(exclusive), e.g. 0.999"},
+	{AT("latency", struct cfg_slo, latency_ms), .type = T_DURATION,
+	 .min = 0, .max = MS_HOUR, .def = "0s", .flags = F_RELOAD,
+	 .doc = "a success also took at most this long; 0s: latency is not "
+		"part of the objective"},
+	{AT("labels", struct cfg_slo, labels), .type = T_DICT, .min = 0,
+	 .max = 12, .aux = offsetof(struct cfg_slo, nlabels),
+	 .sub = &label_section, .flags = F_RELOAD, .def = "{}",
+	 .doc = "extra labels of its alerts"},
+	{AT("windows", struct cfg_slo, windows), .type = T_LIST, .min = 1,
+	 .max = 4, .aux = offsetof(struct cfg_slo, nwindows),
+	 .sub = &slo_window_section, .flags = F_RELOAD,
+	 .def = "1h & 5m > 14.4 critical, 6h & 30m > 6 warning",
+	 .doc = "the burn-rate alerts"},
+};
+
+static const struct section slo_section = {
+	.doc = "A service-level objective of one route, alerted on by burn "
+	       "rate over pairs of windows.",
+	.noun = "slo",
+	.fields = slo_fields,
+	.nfields = NFIELDS(slo_fields),
+	.size = sizeof(struct cfg_slo),
+	.line_off = offsetof(struct cfg_slo, line),
+	.check = check_slo,
+};
+
+static const struct field header_fields[] = {
+	{AT("header", struct cfg_arg, arg), .type = T_STR, .min = 3,
+	 .max = 4096, .flags = F_RELOAD, .doc = "header"},
+};
+
+static const struct section header_section = {
+	.doc = "headers", .scalar = 1, .noun = "header",
+	.fields = header_fields, .nfields = NFIELDS(header_fields),
+	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
+};
+
+static const struct field address_fields[] = {
+	{AT("address", struct cfg_arg, arg), .type = T_STR, .min = 3,
+	 .max = 254, .flags = F_RELOAD, .doc = "address"},
+};
+
+static const struct section address_section = {
+	.doc = "addresses", .scalar = 1, .noun = "address",
+	.fields = address_fields, .nfields = NFIELDS(address_fields),
+	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
+};
+
+static const struct field notifier_fields[] = {
+	{AT("name", struct cfg_notifier, name), .type = T_NAME, .min = 1,
+	 .max = 64, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "notifier name, unique"},
+	{AT("type", struct cfg_notifier, type), .type = T_ENUM,
+	 .names = config_notify_type_names, .flags = F_REQUIRED | F_RELOAD,
+	 .doc = "how alerts are sent"},
+	{AT("format", struct cfg_notifier, format), .type = T_ENUM,
+	 .names = config_notify_format_names, .def = "generic",
+	 .flags = F_RELOAD,
+	 .doc = "webhook: the body: storekeep's JSON, Slack's, or "
+		"Alertmanager's v2 API"},
+	{AT("url", struct cfg_notifier, url), .type = T_STR, .min = 8,
+	 .max = 4096, .flags = F_RELOAD,
+	 .doc = "webhook: `http://` or `https://` URL (alertmanager: its base "
+		"URL); email: `smtp://host[:port]` or `smtps://...`"},
+	{AT("headers", struct cfg_notifier, headers), .type = T_LIST,
+	 .min = 0, .max = 32, .aux = offsetof(struct cfg_notifier, nheaders),
+	 .sub = &header_section, .flags = F_RELOAD, .def = "[]",
+	 .doc = "webhook: extra request headers, `\"Name: value\"`"},
+	{AT("ca_file", struct cfg_notifier, ca_file), .type = T_FILE, .min = 1,
+	 .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "webhook, email: PEM CA bundle trusted instead of the "
+		"system's"},
+	{AT("resend", struct cfg_notifier, resend_ms), .type = T_DURATION,
+	 .min = MS_SECOND, .max = MS_DAY, .def = "1m", .flags = F_RELOAD,
+	 .doc = "webhook alertmanager: firing alerts are sent again this "
+		"often"},
+	{AT("min_severity", struct cfg_notifier, min_severity),
+	 .type = T_ENUM, .names = config_alert_severity_names, .def = "info",
+	 .flags = F_RELOAD, .doc = "alerts of a lower severity are not sent "
+				  "here"},
+	{AT("send_resolved", struct cfg_notifier, send_resolved),
+	 .type = T_BOOL, .def = "true", .flags = F_RELOAD,
+	 .doc = "false sends firing alerts only"},
+	{AT("timeout", struct cfg_notifier, timeout_ms), .type = T_DURATION,
+	 .min = 100, .max = 10 * MS_MINUTE, .def = "10s", .flags = F_RELOAD,
+	 .doc = "one attempt; a command gets SIGKILL"},
+	{AT("max_attempts", struct cfg_notifier, max_attempts), .type = T_INT,
+	 .min = 1, .max = 100, .def = "5", .flags = F_RELOAD,
+	 .doc = "attempts per delivery before it is given up"},
+	{AT("backoff", struct cfg_notifier, backoff_ms), .type = T_DURATION,
+	 .min = 10, .max = MS_HOUR, .def = "1s", .flags = F_RELOAD,
+	 .doc = "wait before the second attempt, doubled each time"},
+	{AT("backoff_max", struct cfg_notifier, backoff_max_ms),
+	 .type = T_DURATION, .min = 10, .max = MS_DAY, .def = "5m",
+	 .flags = F_RELOAD, .doc = "the longest wait between attempts"},
+	{AT("queue", struct cfg_notifier, queue), .type = T_INT, .min = 1,
+	 .max = 100000, .def = "100", .flags = F_RELOAD,
+	 .doc = "deliveries that may wait; a full queue drops the oldest"},
+	{AT("tls", struct cfg_notifier, tls), .type = T_ENUM,
+	 .names = config_notify_tls_names, .def = "try", .flags = F_RELOAD,
+	 .doc = "email: STARTTLS when offered, required, or never"},
+	{AT("username", struct cfg_notifier, username), .type = T_STR,
+	 .min = 1, .max = 256, .flags = F_RELOAD,
+	 .doc = "email: SMTP AUTH user; absent: no AUTH"},
+	{AT("password_file", struct cfg_notifier, password_file),
+	 .type = T_FILE, .min = 1, .max = PATH_MAX - 1, .flags = F_RELOAD,
+	 .doc = "email: file holding the SMTP password, read at start and "
+		"reload; must not be readable by group or others"},
+	{AT("from", struct cfg_notifier, from), .type = T_STR, .min = 3,
+	 .max = 254, .flags = F_RELOAD,
+	 .doc = "email: sender address; required there"},
+	{AT("to", struct cfg_notifier, to), .type = T_LIST, .min = 0,
+	 .max = 64, .aux = offsetof(struct cfg_notifier, nto),
+	 .sub = &address_section, .flags = F_RELOAD, .def = "[]",
+	 .doc = "email: recipient addresses; at least one there"},
+	{AT("subject_prefix", struct cfg_notifier, subject_prefix),
+	 .type = T_STR, .min = 1, .max = 128, .flags = F_RELOAD,
+	 .doc = "email: start of the Subject; absent: `[storekeep]`"},
+	{AT("command", struct cfg_notifier, command), .type = T_LIST,
+	 .min = 0, .max = 64, .aux = offsetof(struct cfg_notifier, ncommand),
+	 .sub = &arg_section, .flags = F_RELOAD, .def = "[]",
+	 .doc = "command: the program (absolute path) and its arguments, run "
+		"without a shell; the alerts come as JSON on its standard "
+		"input"},
+};
+
+static const struct section notifier_section = {
+	.doc = "Where alerts are sent. Each notifier sends one delivery at a "
+	       "time, in order, retrying with backoff.",
+	.noun = "notifier",
+	.fields = notifier_fields,
+	.nfields = NFIELDS(notifier_fields),
+	.size = sizeof(struct cfg_notifier),
+	.line_off = offsetof(struct cfg_notifier, line),
+	.check = check_notifier,
+};
+
+static const struct field alerts_fields[] = {
+	{AT("enabled", struct cfg_alerts, enabled), .type = T_BOOL,
+	 .def = "true", .flags = F_RELOAD,
+	 .doc = "false: no rule is evaluated and nothing is sent"},
+	{AT("interval", struct cfg_alerts, interval_ms), .type = T_DURATION,
+	 .min = MS_SECOND, .max = MS_HOUR, .def = "5s", .flags = F_RELOAD,
+	 .doc = "time between two evaluations of every rule"},
+	{AT("state_path", struct cfg_alerts, state_path), .type = T_FILE,
+	 .min = 1, .max = PATH_MAX - 1, .def = "storekeep-alerts.json",
+	 .flags = F_RELOAD,
+	 .doc = "JSON file of alert states and silences, kept across "
+		"restarts"},
+	{AT("external_url", struct cfg_alerts, external_url), .type = T_STR,
+	 .min = 8, .max = 4096, .flags = F_RELOAD,
+	 .doc = "`http://` or `https://` base URL of this storekeep, the "
+		"generatorURL of notifications; absent: none"},
+	{AT("resolved_keep", struct cfg_alerts, resolved_keep_ms),
+	 .type = T_DURATION, .min = MS_SECOND, .max = 30ull * MS_DAY,
+	 .def = "15m", .flags = F_RELOAD,
+	 .doc = "how long a resolved alert stays listed"},
+	{AT("max_inflight", struct cfg_alerts, max_inflight), .type = T_INT,
+	 .min = 1, .max = 64, .def = "4", .flags = F_RELOAD,
+	 .doc = "deliveries running at once over all notifiers"},
+	{AT("defaults", struct cfg_alerts, defaults), .type = T_DICT, .min = 0,
+	 .max = 64, .aux = offsetof(struct cfg_alerts, ndefaults),
+	 .sub = &alert_default_section, .flags = F_RELOAD, .def = "{}",
+	 .doc = "the built-in rules turned off or retuned, by name"},
+	{AT("rules", struct cfg_alerts, rules), .type = T_LIST, .min = 0,
+	 .max = 1000, .aux = offsetof(struct cfg_alerts, nrules),
+	 .sub = &alert_rule_section, .flags = F_RELOAD,
+	 .doc = "the operator's rules"},
+	{AT("slos", struct cfg_alerts, slos), .type = T_LIST, .min = 0,
+	 .max = 100, .aux = offsetof(struct cfg_alerts, nslos),
+	 .sub = &slo_section, .flags = F_RELOAD,
+	 .doc = "service-level objectives, alerted on by burn rate"},
+	{AT("notifiers", struct cfg_alerts, notifiers), .type = T_LIST,
+	 .min = 0, .max = 64, .aux = offsetof(struct cfg_alerts, nnotifiers),
+	 .sub = &notifier_section, .flags = F_RELOAD,
+	 .doc = "where alerts are sent; none: they are only listed"},
+};
+
+static const struct section alerts_section = {
+	.doc = "Alert rules over storekeep's metrics and the notifiers that "
+	       "send them. Absent: the built-in rules, no notifier. Selectors "
+	       "and summaries are checked when the rules are built "
+	       "(`storekeep check` does).",
+	.fields = alerts_fields,
+	.nfields = NFIELDS(alerts_fields),
+	.line_off = offsetof(struct cfg_alerts, line),
+	.check = check_alerts,
+};
+
 static const struct field history_fields[] = {
 	{AT("path", struct cfg_history, path), .type = T_FILE, .min = 1,
 	 .max = PATH_MAX - 1, .def = "storekeep-history.db",
@@ -951,10 +1415,12 @@ static const struct field monitor_fields[] = {
 	{AT("probes", struct cfg_monitor, probes), .type = T_LIST, .min = 0,
 	 .max = 1000, .aux = offsetof(struct cfg_monitor, nprobes),
 	 .sub = &probe_section, .doc = "the probes"},
+	{AT("alerts", struct cfg_monitor, alerts), .type = T_MAP,
+	 .sub = &alerts_section, .doc = "alert rules and notifiers"},
 };
 
 static const struct section monitor_section = {
-	.doc = "Monitoring: probes and history.",
+	.doc = "Monitoring: probes, history and alerts.",
 	.fields = monitor_fields,
 	.nfields = NFIELDS(monitor_fields),
 	.line_off = NO_LINE,
@@ -996,7 +1462,7 @@ static const struct field root_fields[] = {
 	{AT("idempotency", struct config, idempotency), .type = T_MAP,
 	 .sub = &idem_store_section, .doc = "the idempotency store"},
 	{AT("monitor", struct config, monitor), .type = T_MAP,
-	 .sub = &monitor_section, .doc = "probes and history"},
+	 .sub = &monitor_section, .doc = "probes, history and alerts"},
 	{AT("backup", struct config, backup), .type = T_MAP,
 	 .flags = F_OPTIONAL, .aux = offsetof(struct cfg_backup, enabled),
 	 .sub = &backup_section, .doc = "backups; absent: none"},
@@ -1258,6 +1724,49 @@ static enum conv parse_bool(const char *s, size_t len, int *v)
 	return CONV_SYNTAX;
 }
 
+/*
+ * [+-]digits[.digits][e[+-]digits], or .digits: plain decimal only. Hex,
+ * "inf" and "nan", which strtod() would take, are refused, and so is a
+ * value too large for a double.
+ */
+static enum conv parse_float(const char *s, size_t len, double *v)
+{
+	char buf[64], *end;
+	bool digits = false;
+	size_t i = 0;
+	double d;
+
+	if (len == 0 || len >= sizeof buf)
+		return CONV_SYNTAX;
+	if (s[i] == '+' || s[i] == '-')
+		i++;
+	for (; i < len && isdigit((unsigned char)s[i]); i++)
+		digits = true;
+	if (i < len && s[i] == '.')
+		for (i++; i < len && isdigit((unsigned char)s[i]); i++)
+			digits = true;
+	if (!digits)
+		return CONV_SYNTAX;
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i == len || !isdigit((unsigned char)s[i]))
+			return CONV_SYNTAX;
+		while (i < len && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	if (i != len)
+		return CONV_SYNTAX;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	d = strtod(buf, &end);
+	if (!isfinite(d))
+		return CONV_RANGE;
+	*v = d;
+	return CONV_OK;
+}
+
 static bool is_name_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -1443,6 +1952,18 @@ static enum conv convert(const struct field *f, const char *s, size_t len,
 				return CONV_SYNTAX;
 		store_str(dst, xstrndup(s, len));
 		return CONV_OK;
+	case T_FLOAT: {
+		double d;
+
+		rc = parse_float(s, len, &d);
+		if (rc != CONV_OK)
+			return rc;
+		if (!(d >= f->fmin && d <= f->fmax))
+			return CONV_RANGE;
+		SK_ASSERT(f->size == sizeof(double));
+		memcpy(dst, &d, sizeof d);
+		return CONV_OK;
+	}
 	case T_CRON: {
 		struct cron cr;
 		char *e = xstrndup(s, len);
@@ -1483,6 +2004,7 @@ static enum conv convert(const struct field *f, const char *s, size_t len,
 	}
 	case T_MAP:
 	case T_LIST:
+	case T_DICT:
 		break;
 	}
 	SK_ASSERT(!"convert() called on a map or a list");
@@ -1569,7 +2091,16 @@ static const char *expectation(const struct field *f, bool range, char *out,
 	case T_CRON:
 		snprintf(out, outlen, "a cron expression such as \"0 3 * * *\"");
 		break;
+	case T_FLOAT:
+		if (f->fmin == -DBL_MAX && f->fmax == DBL_MAX)
+			snprintf(out, outlen, range ? "a finite number"
+						    : "a number such as 0.5 or 2");
+		else
+			snprintf(out, outlen, "a number from %g to %g",
+				 f->fmin, f->fmax);
+		break;
 	case T_MAP:
+	case T_DICT:
 		snprintf(out, outlen, "a map");
 		break;
 	case T_LIST:
@@ -1600,7 +2131,8 @@ static void init_obj(const struct section *sec, void *obj)
 
 		if (f->type == T_MAP && !(f->flags & F_OPTIONAL))
 			init_obj(f->sub, dst);
-		if (f->type == T_MAP || f->type == T_LIST || f->def == NULL)
+		if (f->type == T_MAP || f->type == T_LIST ||
+		    f->type == T_DICT || f->def == NULL)
 			continue;
 		rc = convert(f, f->def, strlen(f->def), dst, NULL, why,
 			     sizeof why);
@@ -1638,6 +2170,7 @@ static void free_obj(const struct section *sec, void *obj)
 			free_obj(f->sub, dst);
 			break;
 		case T_LIST:
+		case T_DICT:
 			arr = get_ptr(dst);
 			memcpy(&n, (char *)obj + f->aux, sizeof n);
 			for (j = 0; j < n; j++)
@@ -1730,6 +2263,20 @@ static void path_pop(struct loader *l, size_t old)
 {
 	l->pathlen = old;
 	l->path[old] = '\0';
+}
+
+/* An odd key goes into the path quoted, so the line stays one line. */
+static size_t path_push_key(struct loader *l, const char *key, size_t len)
+{
+	char shown[QUOTE_MAX];
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!is_name_char((unsigned char)key[i]))
+			break;
+	if (i == len && len > 0 && len <= 64)
+		return path_push(l, key, len);
+	return path_push(l, shown, strlen(quote(key, len, shown, sizeof shown)));
 }
 
 static int ev_line(const struct loader *l)
@@ -1932,6 +2479,93 @@ static int walk_list(struct loader *l, const struct field *f, void *obj)
 	return 0;
 }
 
+/*
+ * The current event starts f's map of named entries (T_DICT): each key
+ * becomes an entry of f->sub, in the order of the file, with the key in
+ * fields[0] (a string type) and the value in fields[1] (a scalar
+ * section, whose check, if any, runs on each entry) or, as a map, in
+ * the section's other fields.
+ */
+static int walk_dict(struct loader *l, const struct field *f, void *obj)
+{
+	const struct section *sub = f->sub;
+	const struct field *kf = &sub->fields[0];
+	void *slot = (char *)obj + f->off;
+	const char *key, *other;
+	size_t n, len, i, old;
+	char *arr, *ent;
+	int line, first;
+
+	SK_ASSERT(sub->scalar ? sub->nfields == 2 : sub->keyed);
+	SK_ASSERT(sub->line_off != NO_LINE);
+	if (l->ev.type != YAML_MAPPING_START_EVENT)
+		return mismatch(l, f);
+	for (;;) {
+		if (next(l) < 0)
+			return -1;
+		if (l->ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (l->ev.type != YAML_SCALAR_EVENT)
+			return fail(l, ev_line(l), "expected a key, got a %s",
+				    l->ev.type == YAML_SEQUENCE_START_EVENT
+					    ? "list"
+					    : "map");
+		key = (const char *)l->ev.data.scalar.value;
+		len = l->ev.data.scalar.length;
+		line = ev_line(l);
+		old = path_push_key(l, key, len);
+		memcpy(&n, (char *)obj + f->aux, sizeof n);
+		arr = get_ptr(slot);
+		for (i = 0; i < n; i++) {
+			other = get_ptr(arr + i * sub->size + kf->off);
+			if (other == NULL || strlen(other) != len ||
+			    memcmp(other, key, len) != 0)
+				continue;
+			memcpy(&first, arr + i * sub->size + sub->line_off,
+			       sizeof first);
+			return fail(l, line, "duplicate key (first on line %d)",
+				    first);
+		}
+		if (n == f->max)
+			return fail(l, line, "expected at most %llu %s%s",
+				    (unsigned long long)f->max, sub->noun,
+				    f->max == 1 ? "" : "s");
+		/* As in walk_list: zeroed and defaulted before counted. */
+		arr = xrealloc(arr, (n + 1) * sub->size);
+		set_ptr(slot, arr);
+		ent = arr + n * sub->size;
+		memset(ent, 0, sub->size);
+		init_obj(sub, ent);
+		n++;
+		memcpy((char *)obj + f->aux, &n, sizeof n);
+		store_int(ent + sub->line_off, sizeof(int), line);
+		if (set_scalar(l, kf, ent + kf->off) < 0 || next(l) < 0)
+			return -1;
+		if (sub->scalar) {
+			struct mapinfo mi = {.sec = sub, .line = line};
+
+			if (l->ev.type != YAML_SCALAR_EVENT)
+				return mismatch(l, &sub->fields[1]);
+			if (set_scalar(l, &sub->fields[1],
+				       ent + sub->fields[1].off) < 0)
+				return -1;
+			if (sub->check && sub->check(l, ent, &mi) < 0)
+				return -1;
+		} else {
+			static const struct field entry = {.type = T_MAP};
+
+			if (l->ev.type != YAML_MAPPING_START_EVENT)
+				return mismatch(l, &entry);
+			if (walk_map(l, sub, ent) < 0)
+				return -1;
+			/* The entry is where its key is, not its value. */
+			store_int(ent + sub->line_off, sizeof(int), line);
+		}
+		path_pop(l, old);
+	}
+	return 0;
+}
+
 /* The current event is f's value, which goes into obj. */
 static int walk_value(struct loader *l, const struct field *f, void *obj)
 {
@@ -1948,6 +2582,8 @@ static int walk_value(struct loader *l, const struct field *f, void *obj)
 		return walk_map(l, f->sub, dst);
 	case T_LIST:
 		return walk_list(l, f, obj);
+	case T_DICT:
+		return walk_dict(l, f, obj);
 	default:
 		if (l->ev.type != YAML_SCALAR_EVENT)
 			return mismatch(l, f);
@@ -1960,7 +2596,9 @@ static const struct field *lookup(const struct section *sec, const char *key,
 {
 	size_t i;
 
-	for (i = 0; i < sec->nfields; i++)
+	/* A keyed section's fields[0] is its entry's key in the enclosing
+	 * map, never a key of its own. */
+	for (i = sec->keyed ? 1 : 0; i < sec->nfields; i++)
 		if (strlen(sec->fields[i].name) == len &&
 		    memcmp(sec->fields[i].name, key, len) == 0)
 			return &sec->fields[i];
@@ -1970,21 +2608,14 @@ static const struct field *lookup(const struct section *sec, const char *key,
 static int unknown_key(struct loader *l, const struct section *sec,
 		       const char *key, size_t len)
 {
-	char shown[QUOTE_MAX], keys[512];
+	char keys[512];
 	size_t i, o = 0;
 
-	/* An odd key goes into the path quoted, so the line stays one line. */
-	for (i = 0; i < len; i++)
-		if (!is_name_char((unsigned char)key[i]))
-			break;
-	if (i == len && len > 0 && len <= 64)
-		path_push(l, key, len);
-	else
-		path_push(l, shown, strlen(quote(key, len, shown, sizeof shown)));
+	path_push_key(l, key, len);
 	keys[0] = '\0';
-	for (i = 0; i < sec->nfields && o < sizeof keys; i++)
+	for (i = sec->keyed ? 1 : 0; i < sec->nfields && o < sizeof keys; i++)
 		o += (size_t)snprintf(keys + o, sizeof keys - o, "%s%s",
-				      i ? ", " : "", sec->fields[i].name);
+				      o ? ", " : "", sec->fields[i].name);
 	return fail(l, ev_line(l), "unknown key (expected one of: %s)", keys);
 }
 
@@ -2242,6 +2873,234 @@ static int check_monitor(struct loader *l, void *obj, const struct mapinfo *mi)
 	(void)mi;
 	return unique_names(l, "probes", (const char *)m->probes, m->nprobes,
 			    &probe_section, offsetof(struct cfg_probe, name));
+}
+
+/* A Prometheus label name the rule may set: [A-Za-z_][A-Za-z0-9_]*, not
+ * reserved ("__...") and not one the engine sets itself. */
+static int check_label(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	const struct cfg_label *lb = obj;
+	const char *n = lb->name;
+	size_t i;
+
+	for (i = 0; n[i] != '\0'; i++)
+		if (!(isalpha((unsigned char)n[i]) || n[i] == '_' ||
+		      (i > 0 && isdigit((unsigned char)n[i]))))
+			return fail(l, mi->line,
+				    "a label name is letters, digits and _, "
+				    "not starting with a digit");
+	if (strncmp(n, "__", 2) == 0)
+		return fail(l, mi->line, "label names starting with __ are "
+					 "reserved");
+	if (strcmp(n, "alertname") == 0 || strcmp(n, "severity") == 0)
+		return fail(l, mi->line, "%s is set by the rule itself", n);
+	return 0;
+}
+
+/* The keys of a query that only some functions use: required by theirs,
+ * refused with the others (a q on a rate is a mistake, not a no-op). */
+static int check_query_keys(struct loader *l, const struct mapinfo *mi,
+			    struct cfg_alert_query *q)
+{
+	static const struct {
+		const char *key;
+		int fn;
+		bool required;
+	} only[] = {
+		{"q", AFN_QUANTILE, true},
+		{"le", AFN_COUNT_ABOVE, true},
+		{"horizon", AFN_PREDICT_LINEAR, false},
+	};
+	size_t i;
+
+	for (i = 0; i < NFIELDS(only); i++) {
+		bool written = key_written(mi, only[i].key) != 0;
+
+		if (q->fn == only[i].fn && only[i].required && !written)
+			return fail_at(l, mi, "function",
+				       "function %s needs %s",
+				       config_alert_fn_names[q->fn], only[i].key);
+		if (q->fn != only[i].fn && written)
+			return fail_at(l, mi, only[i].key,
+				       "only used by function: %s",
+				       config_alert_fn_names[only[i].fn]);
+	}
+	if (q->nby > 0 && q->group == 0)
+		return fail_at(l, mi, "by",
+			       "by needs group (sum, avg, min, max or count)");
+	q->expr_line = key_line(mi, "expr");
+	return 0;
+}
+
+static int check_alert_query(struct loader *l, void *obj,
+			     const struct mapinfo *mi)
+{
+	return check_query_keys(l, mi, obj);
+}
+
+static int check_alert_default(struct loader *l, void *obj,
+			       const struct mapinfo *mi)
+{
+	static const struct {
+		const char *key;
+		unsigned bit;
+	} keys[] = {
+		{"enabled", CFG_ALERT_SET_ENABLED},
+		{"threshold", CFG_ALERT_SET_THRESHOLD},
+		{"severity", CFG_ALERT_SET_SEVERITY},
+		{"for", CFG_ALERT_SET_FOR},
+		{"keep_firing_for", CFG_ALERT_SET_KEEP_FIRING_FOR},
+		{"repeat", CFG_ALERT_SET_REPEAT},
+		{"labels", CFG_ALERT_SET_LABELS},
+		{"summary", CFG_ALERT_SET_SUMMARY},
+	};
+	struct cfg_alert_default *d = obj;
+	size_t i;
+
+	(void)l;
+	d->set = 0;
+	for (i = 0; i < NFIELDS(keys); i++)
+		if (key_written(mi, keys[i].key))
+			d->set |= keys[i].bit;
+	return 0;
+}
+
+static int check_alert_rule(struct loader *l, void *obj,
+			    const struct mapinfo *mi)
+{
+	struct cfg_alert_rule *r = obj;
+
+	r->summary_line = key_line(mi, "summary");
+	r->labels_line = key_line(mi, "labels");
+	return check_query_keys(l, mi, &r->expr);
+}
+
+static int check_slo_window(struct loader *l, void *obj,
+			    const struct mapinfo *mi)
+{
+	struct cfg_slo_window *w = obj;
+	char a[32], b[32];
+
+	if (w->short_ms > w->long_ms)
+		return fail_at(l, mi, "short",
+			       "must not be longer than long (%s), got %s",
+			       fmt_duration(w->long_ms, a, sizeof a),
+			       fmt_duration(w->short_ms, b, sizeof b));
+	if (!(w->factor > 0))
+		return fail_at(l, mi, "factor", "must be greater than 0");
+	return 0;
+}
+
+static int check_slo(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_slo *s = obj;
+
+	if (!(s->objective > 0 && s->objective < 1))
+		return fail_at(l, mi, "objective",
+			       "must be between 0 and 1, exclusive (0.999 for "
+			       "99.9%%), got %g",
+			       s->objective);
+	return 0;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int check_notifier(struct loader *l, void *obj,
+			  const struct mapinfo *mi)
+{
+	/* Keys that belong to some types only (a bit per type). */
+	static const struct {
+		const char *key;
+		unsigned types;
+	} only[] = {
+		{"format", 1u << NT_WEBHOOK},
+		{"headers", 1u << NT_WEBHOOK},
+		{"resend", 1u << NT_WEBHOOK},
+		{"url", 1u << NT_WEBHOOK | 1u << NT_EMAIL},
+		{"ca_file", 1u << NT_WEBHOOK | 1u << NT_EMAIL},
+		{"tls", 1u << NT_EMAIL},
+		{"username", 1u << NT_EMAIL},
+		{"password_file", 1u << NT_EMAIL},
+		{"from", 1u << NT_EMAIL},
+		{"to", 1u << NT_EMAIL},
+		{"subject_prefix", 1u << NT_EMAIL},
+		{"command", 1u << NT_COMMAND},
+	};
+	struct cfg_notifier *n = obj;
+	const char *type = config_notify_type_names[n->type];
+	char a[32], b[32];
+	size_t i;
+
+	for (i = 0; i < NFIELDS(only); i++)
+		if (!(only[i].types & (1u << n->type)) &&
+		    key_written(mi, only[i].key))
+			return fail_at(l, mi, only[i].key,
+				       "not used by type: %s", type);
+	n->password_file_line = key_line(mi, "password_file");
+	switch (n->type) {
+	case NT_WEBHOOK:
+		if (!has_prefix(n->url, "http://") &&
+		    !has_prefix(n->url, "https://"))
+			return fail_at(l, mi, n->url ? "url" : "type",
+				       "a webhook needs url: http://... or "
+				       "https://...");
+		break;
+	case NT_EMAIL:
+		if (!has_prefix(n->url, "smtp://") &&
+		    !has_prefix(n->url, "smtps://"))
+			return fail_at(l, mi, n->url ? "url" : "type",
+				       "an email notifier needs url: "
+				       "smtp://host[:port] or smtps://...");
+		if (n->from == NULL)
+			return fail_at(l, mi, "type",
+				       "an email notifier needs from");
+		if (n->nto == 0)
+			return fail_at(l, mi, key_written(mi, "to") ? "to" : "type",
+				       "an email notifier needs to (at least "
+				       "one address)");
+		if (n->password_file != NULL && n->username == NULL)
+			return fail_at(l, mi, "password_file",
+				       "needs username");
+		break;
+	case NT_COMMAND:
+		if (n->ncommand == 0 || n->command[0].arg[0] != '/')
+			return fail_at(l, mi, n->ncommand ? "command" : "type",
+				       "a command notifier needs command, "
+				       "starting with the program's absolute "
+				       "path");
+		break;
+	}
+	if (n->backoff_ms > n->backoff_max_ms)
+		return fail_at(l, mi, key_written(mi, "backoff") ? "backoff"
+								  : "backoff_max",
+			       "backoff (%s) must not be longer than "
+			       "backoff_max (%s)",
+			       fmt_duration(n->backoff_ms, a, sizeof a),
+			       fmt_duration(n->backoff_max_ms, b, sizeof b));
+	return 0;
+}
+
+static int check_alerts(struct loader *l, void *obj, const struct mapinfo *mi)
+{
+	struct cfg_alerts *a = obj;
+
+	a->state_path_set = key_written(mi, "state_path") != 0;
+	if (a->external_url != NULL && !has_prefix(a->external_url, "http://") &&
+	    !has_prefix(a->external_url, "https://"))
+		return fail_at(l, mi, "external_url",
+			       "expected an http:// or https:// URL");
+	if (unique_names(l, "rules", (const char *)a->rules, a->nrules,
+			 &alert_rule_section,
+			 offsetof(struct cfg_alert_rule, name)) < 0 ||
+	    unique_names(l, "slos", (const char *)a->slos, a->nslos,
+			 &slo_section, offsetof(struct cfg_slo, name)) < 0)
+		return -1;
+	return unique_names(l, "notifiers", (const char *)a->notifiers,
+			    a->nnotifiers, &notifier_section,
+			    offsetof(struct cfg_notifier, name));
 }
 
 static int check_source(struct loader *l, void *obj, const struct mapinfo *mi)
@@ -2841,8 +3700,22 @@ static void write_type(FILE *f, const struct field *fl)
 	case T_CRON:
 		fputs("cron expression (UTC)", f);
 		break;
+	case T_FLOAT:
+		if (fl->fmin == -DBL_MAX && fl->fmax == DBL_MAX)
+			fputs("number", f);
+		else
+			fprintf(f, "number, %g..%g", fl->fmin, fl->fmax);
+		break;
 	case T_MAP:
 		fputs("map", f);
+		break;
+	case T_DICT:
+		fprintf(f, "map of up to %llu: %s to ",
+			(unsigned long long)fl->max, fl->sub->fields[0].doc);
+		if (fl->sub->scalar)
+			write_type(f, &fl->sub->fields[1]);
+		else
+			fputs("map", f);
 		break;
 	case T_LIST:
 		if (fl->sub->scalar) {
@@ -2861,6 +3734,13 @@ static void write_type(FILE *f, const struct field *fl)
 	}
 }
 
+/* Whether the reference gives fl's entries a section of their own. */
+static bool is_nested(const struct field *fl)
+{
+	return fl->type == T_MAP ||
+	       ((fl->type == T_LIST || fl->type == T_DICT) && !fl->sub->scalar);
+}
+
 /* "yes", "no" or "partly" for a whole section, from its rows. */
 static const char *section_reload(const struct section *sec)
 {
@@ -2868,11 +3748,10 @@ static const char *section_reload(const struct section *sec)
 	const char *sub;
 	size_t i;
 
-	for (i = 0; i < sec->nfields; i++) {
+	for (i = sec->keyed ? 1 : 0; i < sec->nfields; i++) {
 		const struct field *fl = &sec->fields[i];
 
-		if (fl->type == T_MAP ||
-		    (fl->type == T_LIST && !fl->sub->scalar)) {
+		if (is_nested(fl)) {
 			sub = section_reload(fl->sub);
 			any |= strcmp(sub, "no") != 0;
 			all &= strcmp(sub, "yes") == 0;
@@ -2897,10 +3776,9 @@ static void write_section(FILE *f, const struct section *sec,
 	fprintf(f, "%s\n\n", sec->doc);
 	fputs("| key | type | default | reloadable | description |\n", f);
 	fputs("| --- | --- | --- | --- | --- |\n", f);
-	for (i = 0; i < sec->nfields; i++) {
+	for (i = sec->keyed ? 1 : 0; i < sec->nfields; i++) {
 		const struct field *fl = &sec->fields[i];
-		bool nested = fl->type == T_MAP ||
-			      (fl->type == T_LIST && !fl->sub->scalar);
+		bool nested = is_nested(fl);
 
 		fprintf(f, "| `%s` | ", fl->name);
 		write_type(f, fl);
@@ -2915,16 +3793,16 @@ static void write_section(FILE *f, const struct section *sec,
 			       : (fl->flags & F_RELOAD) ? "yes" : "no",
 			fl->doc);
 	}
-	for (i = 0; i < sec->nfields; i++) {
+	for (i = sec->keyed ? 1 : 0; i < sec->nfields; i++) {
 		const struct field *fl = &sec->fields[i];
 
-		if (fl->type != T_MAP && fl->type != T_LIST)
-			continue;
-		if (fl->type == T_LIST && fl->sub->scalar)
+		if (!is_nested(fl))
 			continue;
 		snprintf(child, sizeof child, "%s%s%s%s", path,
 			 path[0] ? "." : "", fl->name,
-			 fl->type == T_LIST ? "[]" : "");
+			 fl->type == T_LIST   ? "[]"
+			 : fl->type == T_DICT ? ".<name>"
+					      : "");
 		write_section(f, fl->sub, child);
 	}
 }

@@ -193,11 +193,164 @@ struct cfg_history {
 	uint64_t max_bytes;	  /* default 512 MiB */
 };
 
+/*
+ * monitor.alerts: plain data for monitor/alert_conf.c, which turns it into
+ * alert rules and notifier channels (core does not link monitor, so
+ * selectors and summary templates are checked there, not here). Enums
+ * are indexes into the config_alert_*_names / config_notify_*_names
+ * arrays below; the builder maps them by name, so their order need not
+ * follow monitor's enums. `*_line` members are the lines of the keys
+ * (the map's own line when a key was not written), for the builder's
+ * errors.
+ */
+struct cfg_label {
+	char *name;  /* Prometheus label name, not alertname or severity */
+	char *value;
+	int line;
+};
+
+struct cfg_alert_query {
+	char *expr;	      /* selector text: metric{matchers} */
+	int fn;		      /* config_alert_fn_names; default last */
+	double q;	      /* quantile */
+	double le;	      /* count_above */
+	uint64_t horizon_ms;  /* predict_linear */
+	uint64_t window_ms;   /* default 1m */
+	int group;	      /* config_alert_group_names; default none */
+	struct cfg_arg *by;
+	size_t nby;
+	int set;	      /* plus/over: the map was written */
+	int line;	      /* of the map (plus/over) */
+	int expr_line;
+};
+
+/* Which keys of a `defaults` entry were written (a bit each). */
+enum {
+	CFG_ALERT_SET_ENABLED = 1 << 0,
+	CFG_ALERT_SET_THRESHOLD = 1 << 1,
+	CFG_ALERT_SET_SEVERITY = 1 << 2,
+	CFG_ALERT_SET_FOR = 1 << 3,
+	CFG_ALERT_SET_KEEP_FIRING_FOR = 1 << 4,
+	CFG_ALERT_SET_REPEAT = 1 << 5,
+	CFG_ALERT_SET_LABELS = 1 << 6,
+	CFG_ALERT_SET_SUMMARY = 1 << 7,
+};
+
+/* defaults.<BuiltInName>: only the keys written (see set) override. */
+struct cfg_alert_default {
+	char *name; /* the map's key; checked against the built-ins later */
+	int enabled;
+	double threshold;
+	int severity;
+	uint64_t for_ms;
+	uint64_t keep_firing_for_ms;
+	uint64_t repeat_ms;
+	struct cfg_label *labels;
+	size_t nlabels;
+	char *summary;
+	unsigned set; /* CFG_ALERT_SET_* */
+	int line;
+};
+
+struct cfg_alert_rule {
+	char *name;
+	struct cfg_alert_query expr; /* the rule's own expr, function, ... */
+	struct cfg_alert_query plus; /* plus.set 0: none */
+	struct cfg_alert_query over; /* over.set 0: none */
+	int op;			     /* config_alert_op_names */
+	double threshold;
+	uint64_t for_ms;
+	uint64_t keep_firing_for_ms;
+	uint64_t repeat_ms;
+	int severity;		     /* config_alert_severity_names */
+	struct cfg_label *labels;
+	size_t nlabels;
+	char *summary;
+	int enabled;		     /* default 1 */
+	int line;
+	int summary_line;
+	int labels_line;
+};
+
+struct cfg_slo_window {
+	uint64_t long_ms;
+	uint64_t short_ms;
+	double factor;
+	uint64_t for_ms;
+	int severity;
+	int line;
+};
+
+struct cfg_slo {
+	char *name;
+	char *route;
+	double objective;    /* 0 < objective < 1 */
+	uint64_t latency_ms; /* 0: latency not part of the objective */
+	struct cfg_label *labels;
+	size_t nlabels;
+	struct cfg_slo_window *windows; /* none: the default pair */
+	size_t nwindows;
+	int line;
+};
+
+struct cfg_notifier {
+	char *name;
+	int type;	       /* config_notify_type_names */
+	int format;	       /* config_notify_format_names; webhook */
+	char *url;
+	struct cfg_arg *headers; /* webhook: "Name: value" */
+	size_t nheaders;
+	char *ca_file;
+	uint32_t resend_ms;    /* webhook alertmanager; default 1m */
+	int min_severity;      /* config_alert_severity_names; default info */
+	int send_resolved;     /* default 1 */
+	uint32_t timeout_ms;   /* default 10s */
+	uint32_t max_attempts; /* default 5 */
+	uint32_t backoff_ms;   /* default 1s */
+	uint32_t backoff_max_ms; /* default 5m */
+	uint32_t queue;	       /* default 100 */
+	int tls;	       /* config_notify_tls_names; email */
+	char *username;	       /* email */
+	char *password_file;   /* email; read by the builder */
+	char *from;	       /* email */
+	struct cfg_arg *to;    /* email */
+	size_t nto;
+	char *subject_prefix;  /* email */
+	struct cfg_arg *command; /* command: argv, [0] absolute */
+	size_t ncommand;
+	int line;
+	int password_file_line;
+};
+
+struct cfg_alerts {
+	int enabled;		   /* default 1 */
+	uint64_t interval_ms;	   /* default 5s */
+	/* default "storekeep-alerts.json", relative to the config file's
+	 * directory; a path the file wrote is already resolved as every
+	 * T_FILE is (relative only when the config was loaded from a
+	 * string whose name has a relative directory or none) */
+	char *state_path;
+	int state_path_set;	   /* the file wrote state_path */
+	char *external_url;	   /* NULL: none */
+	uint64_t resolved_keep_ms; /* default 15m */
+	uint32_t max_inflight;	   /* default 4 */
+	struct cfg_alert_default *defaults;
+	size_t ndefaults;
+	struct cfg_alert_rule *rules;
+	size_t nrules;
+	struct cfg_slo *slos;
+	size_t nslos;
+	struct cfg_notifier *notifiers;
+	size_t nnotifiers;
+	int line; /* of the alerts map; 0 when absent */
+};
+
 struct cfg_monitor {
 	int request_metrics;	/* per-route metrics recorded; default 1 */
 	struct cfg_history history;
 	struct cfg_probe *probes;
 	size_t nprobes;
+	struct cfg_alerts alerts;
 };
 
 /* --- backups (src/backup) --- */
@@ -334,6 +487,15 @@ struct config {
 
 /* Method names in the order of struct cfg_method's index. */
 extern const char *const config_method_names[];
+/* monitor.alerts enum names, NULL-terminated, in the order of the ints
+ * stored in struct cfg_alert_* and struct cfg_notifier. */
+extern const char *const config_alert_fn_names[];
+extern const char *const config_alert_group_names[];
+extern const char *const config_alert_op_names[];
+extern const char *const config_alert_severity_names[];
+extern const char *const config_notify_type_names[];
+extern const char *const config_notify_format_names[];
+extern const char *const config_notify_tls_names[];
 
 /*
  * Parses and validates path. On success returns 0 and *out holds a

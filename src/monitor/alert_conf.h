@@ -58,7 +58,9 @@ struct alert_setup {
  * alert_rule_check(), every selector with alert_selector_parse(), every
  * channel with notify_channel_check(), and that names are unique (a
  * rule may not take a built-in rule's name). Returns 0, or -EINVAL with
- * err as above, or -ENOMEM.
+ * err as above, or -ENOMEM; on failure *out is NULL. The result owns
+ * copies of everything: cfg may be released before it.
+ * alert_setup_free(NULL) does nothing.
  */
 int alert_setup_build(const struct config *cfg, struct alert_setup **out,
 		      char *err, size_t errlen);

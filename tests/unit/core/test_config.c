@@ -1339,6 +1339,333 @@ static void test_error_buffer(void **state)
 	assert_null(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* monitor.alerts                                                      */
+/* ------------------------------------------------------------------ */
+
+/* MIN_POOLS followed by "monitor:\n  alerts:\n" and the caller's text:
+ * the caller's first line is line 8. */
+#define ALERTS MIN_POOLS "monitor:\n  alerts:\n"
+
+static void test_alerts_defaults(void **state)
+{
+	struct config *c = load_ok(MIN_POOLS);
+	const struct cfg_alerts *a = &c->monitor.alerts;
+
+	assert_int_equal(a->enabled, 1);
+	assert_int_equal(a->interval_ms, 5000);
+	assert_string_equal(a->state_path, "storekeep-alerts.json");
+	assert_null(a->external_url);
+	assert_int_equal(a->resolved_keep_ms, 15 * 60 * 1000);
+	assert_int_equal(a->max_inflight, 4);
+	assert_int_equal(a->ndefaults, 0);
+	assert_int_equal(a->nrules, 0);
+	assert_int_equal(a->nslos, 0);
+	assert_int_equal(a->nnotifiers, 0);
+	config_unref(c);
+}
+
+static void test_alerts_full(void **state)
+{
+	struct config *c = load_ok(
+		ALERTS
+		"    enabled: false\n"
+		"    interval: 10s\n"
+		"    state_path: /var/lib/storekeep/alerts.json\n"
+		"    external_url: http://shop.example:9090\n"
+		"    resolved_keep: 1h\n"
+		"    max_inflight: 8\n"
+		"    defaults:\n"
+		"      HostCPUHigh: {enabled: false}\n"
+		"      DiskSpaceLow: {threshold: 0.85, severity: critical, for: 10m}\n"
+		"      BackendDown:\n"
+		"        keep_firing_for: 2m\n"
+		"        repeat: 4h\n"
+		"        labels: {team: ops}\n"
+		"    rules:\n"
+		"      - name: CheckoutSlow\n"
+		"        expr: 'lat{route=\"checkout\"}'\n"
+		"        function: quantile\n"
+		"        q: 0.99\n"
+		"        window: 5m\n"
+		"        group: max\n"
+		"        by: [route, pool]\n"
+		"        over: {expr: other, function: count_above, le: -2.5e-1}\n"
+		"        op: \">=\"\n"
+		"        threshold: -3\n"
+		"        for: 5m\n"
+		"        keep_firing_for: 10m\n"
+		"        repeat: 4h\n"
+		"        severity: critical\n"
+		"        labels: {team: shop, tier: \"1\"}\n"
+		"        summary: \"p99 {{value|duration}}\"\n"
+		"        enabled: false\n"
+		"    slos:\n"
+		"      - name: checkout\n"
+		"        route: checkout\n"
+		"        objective: 0.999\n"
+		"        latency: 2s\n"
+		"        windows:\n"
+		"          - {long: 1h, short: 5m, factor: 14.4, for: 2m, severity: critical}\n"
+		"    notifiers:\n"
+		"      - name: mail\n"
+		"        type: email\n"
+		"        url: smtp://mail.example:587\n"
+		"        tls: all\n"
+		"        username: sk\n"
+		"        password_file: /etc/storekeep/smtp-password\n"
+		"        from: sk@shop.example\n"
+		"        to: [ops@shop.example, dev@shop.example]\n"
+		"        send_resolved: false\n"
+		"        min_severity: critical\n"
+		"        backoff: 2s\n");
+	const struct cfg_alerts *a = &c->monitor.alerts;
+	const struct cfg_alert_rule *r;
+	const struct cfg_notifier *n;
+
+	assert_int_equal(a->enabled, 0);
+	assert_int_equal(a->interval_ms, 10000);
+	assert_string_equal(a->state_path, "/var/lib/storekeep/alerts.json");
+	assert_string_equal(a->external_url, "http://shop.example:9090");
+	assert_int_equal(a->resolved_keep_ms, 3600000);
+	assert_int_equal(a->max_inflight, 8);
+
+	assert_int_equal(a->ndefaults, 3);
+	assert_string_equal(a->defaults[0].name, "HostCPUHigh");
+	assert_int_equal(a->defaults[0].set, CFG_ALERT_SET_ENABLED);
+	assert_int_equal(a->defaults[0].enabled, 0);
+	assert_int_equal(a->defaults[0].line, 15);
+	assert_string_equal(a->defaults[1].name, "DiskSpaceLow");
+	assert_int_equal(a->defaults[1].set, CFG_ALERT_SET_THRESHOLD |
+						     CFG_ALERT_SET_SEVERITY |
+						     CFG_ALERT_SET_FOR);
+	assert_true(a->defaults[1].threshold == 0.85);
+	assert_string_equal(config_alert_severity_names[a->defaults[1].severity],
+			    "critical");
+	assert_int_equal(a->defaults[1].for_ms, 600000);
+	assert_string_equal(a->defaults[2].name, "BackendDown");
+	assert_int_equal(a->defaults[2].line, 17);
+	assert_int_equal(a->defaults[2].set,
+			 CFG_ALERT_SET_KEEP_FIRING_FOR | CFG_ALERT_SET_REPEAT |
+				 CFG_ALERT_SET_LABELS);
+	assert_int_equal(a->defaults[2].nlabels, 1);
+	assert_string_equal(a->defaults[2].labels[0].name, "team");
+	assert_string_equal(a->defaults[2].labels[0].value, "ops");
+
+	assert_int_equal(a->nrules, 1);
+	r = &a->rules[0];
+	assert_string_equal(r->name, "CheckoutSlow");
+	assert_int_equal(r->line, 22);
+	assert_string_equal(r->expr.expr, "lat{route=\"checkout\"}");
+	assert_int_equal(r->expr.expr_line, 23);
+	assert_string_equal(config_alert_fn_names[r->expr.fn], "quantile");
+	assert_true(r->expr.q == 0.99);
+	assert_int_equal(r->expr.window_ms, 300000);
+	assert_string_equal(config_alert_group_names[r->expr.group], "max");
+	assert_int_equal(r->expr.nby, 2);
+	assert_string_equal(r->expr.by[1].arg, "pool");
+	assert_int_equal(r->plus.set, 0);
+	assert_int_equal(r->over.set, 1);
+	assert_string_equal(r->over.expr, "other");
+	assert_string_equal(config_alert_fn_names[r->over.fn], "count_above");
+	assert_true(r->over.le == -0.25);
+	assert_int_equal(r->over.window_ms, 60000);
+	assert_int_equal(r->over.expr_line, 29);
+	assert_string_equal(config_alert_op_names[r->op], ">=");
+	assert_true(r->threshold == -3);
+	assert_int_equal(r->for_ms, 300000);
+	assert_int_equal(r->keep_firing_for_ms, 600000);
+	assert_int_equal(r->repeat_ms, 4 * 3600000);
+	assert_string_equal(config_alert_severity_names[r->severity],
+			    "critical");
+	assert_int_equal(r->nlabels, 2);
+	assert_string_equal(r->labels[1].name, "tier");
+	assert_string_equal(r->labels[1].value, "1");
+	assert_string_equal(r->summary, "p99 {{value|duration}}");
+	assert_int_equal(r->summary_line, 37);
+	assert_int_equal(r->enabled, 0);
+
+	assert_int_equal(a->nslos, 1);
+	assert_string_equal(a->slos[0].route, "checkout");
+	assert_true(a->slos[0].objective == 0.999);
+	assert_int_equal(a->slos[0].latency_ms, 2000);
+	assert_int_equal(a->slos[0].nwindows, 1);
+	assert_true(a->slos[0].windows[0].factor == 14.4);
+	assert_int_equal(a->slos[0].windows[0].short_ms, 300000);
+
+	assert_int_equal(a->nnotifiers, 1);
+	n = &a->notifiers[0];
+	assert_string_equal(config_notify_type_names[n->type], "email");
+	assert_string_equal(config_notify_tls_names[n->tls], "all");
+	assert_string_equal(n->password_file, "/etc/storekeep/smtp-password");
+	assert_int_equal(n->password_file_line, 52);
+	assert_int_equal(n->nto, 2);
+	assert_string_equal(n->to[1].arg, "dev@shop.example");
+	assert_int_equal(n->send_resolved, 0);
+	assert_int_equal(n->backoff_ms, 2000);
+	assert_int_equal(n->timeout_ms, 10000);
+	assert_int_equal(n->queue, 100);
+	config_unref(c);
+}
+
+static void test_alerts_errors(void **state)
+{
+	/* A bad enum, a missing threshold, a duplicate rule name. */
+	load_err(ALERTS "    rules:\n"
+			"      - name: A\n"
+			"        expr: up\n"
+			"        function: median\n"
+			"        op: \">\"\n"
+			"        threshold: 1\n",
+		 "storekeep.yaml:11: monitor.alerts.rules[0].function: "
+		 "expected one of last, avg, min, max, increase, rate, "
+		 "quantile, predict_linear, time_to_zero, count_above, got "
+		 "\"median\"");
+	load_err(ALERTS "    rules:\n"
+			"      - name: A\n"
+			"        expr: up\n"
+			"        op: \">\"\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].threshold: "
+		 "required key is missing");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1}\n"
+			"      - {name: B, expr: up, op: \">\", threshold: 1}\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 2}\n",
+		 "storekeep.yaml:11: monitor.alerts.rules[2].name: duplicate "
+		 "rule name \"A\" (first on line 9)");
+	load_err(ALERTS "    severity: loud\n",
+		 "storekeep.yaml:8: monitor.alerts.severity: unknown key "
+		 "(expected one of: enabled, interval, state_path, "
+		 "external_url, resolved_keep, max_inflight, defaults, rules, "
+		 "slos, notifiers)");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1, "
+			"severity: loud}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].severity: "
+		 "expected one of info, warning, critical, got \"loud\"");
+	/* Numbers: plain decimal, finite. */
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 0x10}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].threshold: "
+		 "expected a number such as 0.5 or 2, got \"0x10\"");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1e999}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].threshold: "
+		 "expected a finite number, got \"1e999\"");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, function: quantile, q: 1.5, "
+			"op: \">\", threshold: 1}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].q: expected a "
+		 "number from 0 to 1, got \"1.5\"");
+	/* Keys a function needs, and keys it does not use. */
+	load_err(ALERTS "    rules:\n"
+			"      - name: A\n"
+			"        expr: up\n"
+			"        function: quantile\n"
+			"        op: \">\"\n"
+			"        threshold: 1\n",
+		 "storekeep.yaml:11: monitor.alerts.rules[0].function: "
+		 "function quantile needs q");
+	load_err(ALERTS "    rules:\n"
+			"      - name: A\n"
+			"        expr: up\n"
+			"        op: \">\"\n"
+			"        threshold: 1\n"
+			"        over: {expr: x, le: 2}\n",
+		 "storekeep.yaml:13: monitor.alerts.rules[0].over.le: only "
+		 "used by function: count_above");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, by: [x], op: \">\", "
+			"threshold: 1}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].by: by needs group "
+		 "(sum, avg, min, max or count)");
+	/* Label maps. */
+	load_err(ALERTS "    rules:\n"
+			"      - name: A\n"
+			"        expr: up\n"
+			"        op: \">\"\n"
+			"        threshold: 1\n"
+			"        labels:\n"
+			"          team: a\n"
+			"          team: b\n",
+		 "storekeep.yaml:15: monitor.alerts.rules[0].labels.team: "
+		 "duplicate key (first on line 14)");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1, "
+			"labels: {severity: x}}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].labels.severity: "
+		 "severity is set by the rule itself");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1, "
+			"labels: {1team: x}}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].labels.1team: a "
+		 "label name is letters, digits and _, not starting with a "
+		 "digit");
+	load_err(ALERTS "    rules:\n"
+			"      - {name: A, expr: up, op: \">\", threshold: 1, "
+			"labels: [team]}\n",
+		 "storekeep.yaml:9: monitor.alerts.rules[0].labels: expected "
+		 "a map, got a list");
+	/* defaults: a map of maps keyed by rule name. */
+	load_err(ALERTS "    defaults:\n"
+			"      HostCPUHigh: {enabled: false}\n"
+			"      HostCPUHigh: {for: 1m}\n",
+		 "storekeep.yaml:10: monitor.alerts.defaults.HostCPUHigh: "
+		 "duplicate key (first on line 9)");
+	load_err(ALERTS "    defaults:\n"
+			"      HostCPUHigh: {op: \"<\"}\n",
+		 "storekeep.yaml:9: monitor.alerts.defaults.HostCPUHigh.op: "
+		 "unknown key (expected one of: enabled, threshold, severity, "
+		 "for, keep_firing_for, repeat, labels, summary)");
+	load_err(ALERTS "    defaults:\n"
+			"      HostCPUHigh: false\n",
+		 "storekeep.yaml:9: monitor.alerts.defaults.HostCPUHigh: "
+		 "expected a map, got \"false\"");
+	/* SLOs. */
+	load_err(ALERTS "    slos:\n"
+			"      - {name: c, route: c, objective: 1}\n",
+		 "storekeep.yaml:9: monitor.alerts.slos[0].objective: must be "
+		 "between 0 and 1, exclusive (0.999 for 99.9%), got 1");
+	load_err(ALERTS "    slos:\n"
+			"      - name: c\n"
+			"        route: c\n"
+			"        objective: 0.99\n"
+			"        windows:\n"
+			"          - {long: 5m, short: 1h, factor: 2}\n",
+		 "storekeep.yaml:13: monitor.alerts.slos[0].windows[0].short: "
+		 "must not be longer than long (5m), got 1h");
+	/* Notifiers: what each type needs, and keys of other types. */
+	load_err(ALERTS "    notifiers:\n"
+			"      - {name: n, type: webhook, url: \"http://x/\", "
+			"tls: all}\n",
+		 "storekeep.yaml:9: monitor.alerts.notifiers[0].tls: not used "
+		 "by type: webhook");
+	load_err(ALERTS "    notifiers:\n"
+			"      - {name: n, type: webhook, url: \"ftp://x/\"}\n",
+		 "storekeep.yaml:9: monitor.alerts.notifiers[0].url: a webhook "
+		 "needs url: http://... or https://...");
+	load_err(ALERTS "    notifiers:\n"
+			"      - name: n\n"
+			"        type: email\n"
+			"        url: smtp://x\n"
+			"        from: a@b\n",
+		 "storekeep.yaml:10: monitor.alerts.notifiers[0].type: an "
+		 "email notifier needs to (at least one address)");
+	load_err(ALERTS "    notifiers:\n"
+			"      - {name: n, type: command, command: [page]}\n",
+		 "storekeep.yaml:9: monitor.alerts.notifiers[0].command: a "
+		 "command notifier needs command, starting with the program's "
+		 "absolute path");
+	load_err(ALERTS "    notifiers:\n"
+			"      - {name: n, type: command, command: [/bin/true]}\n"
+			"      - {name: n, type: command, command: [/bin/true]}\n",
+		 "storekeep.yaml:10: monitor.alerts.notifiers[1].name: "
+		 "duplicate notifier name \"n\" (first on line 9)");
+	load_err(ALERTS "    external_url: shop.example\n",
+		 "storekeep.yaml:8: monitor.alerts.external_url: expected an "
+		 "http:// or https:// URL");
+}
+
 /* docs/config.md is generated; a table change without `make docs` fails. */
 static void test_docs_up_to_date(void **state)
 {
@@ -1415,6 +1742,9 @@ int main(void)
 		cmocka_unit_test(test_ref_unref),
 		cmocka_unit_test(test_error_frees_partial_state),
 		cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_alerts_defaults),
+		cmocka_unit_test(test_alerts_full),
+		cmocka_unit_test(test_alerts_errors),
 		cmocka_unit_test(test_docs_up_to_date),
 		cmocka_unit_test(test_reference_content),
 	};
