@@ -7,6 +7,10 @@
  *   POST /api/v1/pools/{pool}/backends/{backend}/enable
  *   PUT  /api/v1/pools/{pool}/backends/{backend}/weight  {"weight": N}
  *   POST /api/v1/reload
+ *   GET  /api/v1/alerts                                  alerts, rules,
+ *   GET  /api/v1/silences                                silences, notifiers
+ *   POST /api/v1/silences    {"matchers": "...", "duration": "2h"}
+ *   DELETE /api/v1/silences/{id}
  *
  * Everything here runs on the control loop. Reads sum the workers'
  * counters with relaxed loads, so a scrape never takes a lock on the
@@ -37,6 +41,7 @@
 #include "http/http.h"
 #include "backup/backup.h"
 #include "http/server.h"
+#include "monitor/alert.h"
 #include "monitor/history.h"
 #include "monitor/host.h"
 #include "monitor/metrics.h"
@@ -46,19 +51,9 @@
 #define SK_VERSION "dev"
 #endif
 
-/* Host metrics, sampled every second on the control loop. Heap-allocated
- * apart from the admin so its timer can close after the admin is gone. */
-struct hostmon {
-	uv_timer_t timer;
-	struct host_sample prev;
-	struct host_sample cur;
-	struct host_rates rates;
-	int nsamples;
-};
-
 struct admin {
 	struct http_server *srv;
-	struct hostmon *host;
+	struct alert_engine *alerts; /* borrowed; may be NULL */
 	struct backup_sched *backup; /* borrowed; NULL without backups */
 	struct probes *probes;	     /* borrowed; may be NULL */
 	struct history *history;     /* borrowed; may be NULL */
@@ -415,6 +410,9 @@ enum endpoint {
 	EP_BACKUP_VERIFY, /* POST /api/v1/backups/{job}/verify */
 	EP_PROBES,	  /* GET /api/v1/probes */
 	EP_QUERY,	  /* GET /api/v1/query?metric=&labels=&from=&to=&step= */
+	EP_ALERTS,	  /* GET /api/v1/alerts */
+	EP_SILENCES,	  /* GET, POST /api/v1/silences */
+	EP_SILENCE,	  /* DELETE /api/v1/silences/{id} */
 };
 
 /* Pool and backend names are at most 64 characters (config.c); a longer
@@ -512,6 +510,13 @@ static void route_parse(const char *path, struct route *rt)
 		rt->ep = EP_PROBES;
 	else if (n == 1 && SEG_IS(0, "query"))
 		rt->ep = EP_QUERY;
+	else if (n == 1 && SEG_IS(0, "alerts"))
+		rt->ep = EP_ALERTS;
+	else if (n == 1 && SEG_IS(0, "silences"))
+		rt->ep = EP_SILENCES;
+	else if (n == 2 && SEG_IS(0, "silences") &&
+		 segment(seg[1], segl[1], rt->pool) == 0)
+		rt->ep = EP_SILENCE; /* the id goes in rt->pool */
 	else if (n == 3 && SEG_IS(0, "backups") &&
 		 segment(seg[1], segl[1], rt->pool) == 0) {
 		/* The job name goes in rt->pool. */
@@ -548,6 +553,10 @@ static const char *action_name(enum endpoint ep)
 		return "backup-run";
 	case EP_BACKUP_VERIFY:
 		return "backup-verify";
+	case EP_SILENCES:
+		return "silence-add";
+	case EP_SILENCE:
+		return "silence-delete";
 	default:
 		return NULL;
 	}
@@ -782,6 +791,170 @@ static void backup_action(struct admin *a, const struct route *rt,
 	snprintf(oc->result, sizeof(oc->result), "ok");
 }
 
+/* --- alerts and silences ---------------------------------------------------- */
+
+static json_t *alerts_json(struct admin *a)
+{
+	json_t *j;
+
+	if (a->alerts == NULL) {
+		j = json_pack("{s:b,s:[],s:[],s:[],s:[]}", "enabled", 0, "alerts",
+			      "rules", "silences", "notifiers");
+		return j;
+	}
+	j = alert_engine_json(a->alerts);
+	json_object_set_new(j, "enabled", json_true());
+	return j;
+}
+
+#define SILENCE_MAX_S (90ull * 86400)
+
+/*
+ * "90s", "15m", "2h", "1d", "1h30m" -> seconds; -1 when it does not
+ * parse.
+ */
+static long long duration_s(const char *s)
+{
+	long long total = 0;
+
+	if (*s == '\0')
+		return -1;
+	while (*s) {
+		char *end;
+		long long n;
+
+		errno = 0;
+		n = strtoll(s, &end, 10);
+		if (errno || end == s || n < 0 || n > 100000000)
+			return -1;
+		if (*end == 's')
+			total += n;
+		else if (*end == 'm')
+			total += n * 60;
+		else if (*end == 'h')
+			total += n * 3600;
+		else if (*end == 'd')
+			total += n * 86400;
+		else
+			return -1;
+		s = end + 1;
+	}
+	return total;
+}
+
+/*
+ * POST /api/v1/silences {"matchers": "alertname=BackendDown,pool=web",
+ * "duration": "2h" (or seconds), "comment": "...", "created_by": "..."}:
+ * 201 {"id": ...}. The matchers are a selector without a metric name,
+ * as `storekeep ctl silence add` takes them.
+ */
+static void silence_add(struct admin *a, struct http_server_req *req,
+			struct http_server_res *res, struct outcome *oc,
+			char *target, size_t tlen)
+{
+	static const char want[] =
+		"expected a JSON object such as {\"matchers\": "
+		"\"alertname=BackendDown,pool=web\", \"duration\": \"2h\", "
+		"\"comment\": \"deploy\"}";
+	struct alert_selector sel = {0};
+	struct alert_silence si = {0};
+	char id[ALERT_SILENCE_ID_LEN + 1], err[256];
+	json_error_t jerr;
+	json_t *j = NULL, *v, *out;
+	const char *key, *mtext, *by;
+	uint64_t now = clock_wall_ms();
+	json_int_t secs;
+	int r;
+
+	if (a->alerts == NULL) {
+		fail(res, oc, 409, "alerts are disabled (monitor.alerts.enabled)");
+		return;
+	}
+	if (req->body_len == 0) {
+		fail(res, oc, 400, "the request has no body; %s", want);
+		return;
+	}
+	j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		fail(res, oc, 400, "the body is not a JSON object; %s", want);
+		goto out;
+	}
+	json_object_foreach(j, key, v) {
+		if (strcmp(key, "matchers") != 0 &&
+		    strcmp(key, "duration") != 0 &&
+		    strcmp(key, "comment") != 0 &&
+		    strcmp(key, "created_by") != 0) {
+			fail(res, oc, 400, "unknown key \"%.64s\"; %s", key, want);
+			goto out;
+		}
+		if (strcmp(key, "duration") != 0 && !json_is_string(v)) {
+			fail(res, oc, 400, "\"%s\" must be a string", key);
+			goto out;
+		}
+	}
+	mtext = json_string_value(json_object_get(j, "matchers"));
+	if (mtext == NULL) {
+		fail(res, oc, 400, "\"matchers\" is missing; %s", want);
+		goto out;
+	}
+	snprintf(target, tlen, "silence/%s", mtext);
+	v = json_object_get(j, "duration");
+	secs = json_is_integer(v)  ? json_integer_value(v)
+	       : json_is_string(v) ? duration_s(json_string_value(v))
+				   : -1;
+	if (secs < 1 || (uint64_t)secs > SILENCE_MAX_S) {
+		fail(res, oc, 400,
+		     "\"duration\" must be like \"90s\", \"15m\", \"2h\" or "
+		     "\"1d\" (or seconds), from 1 s to 90 days");
+		goto out;
+	}
+	if (alert_selector_parse(mtext, &sel, err, sizeof(err)) != 0) {
+		fail(res, oc, 400, "matchers: %s", err);
+		goto out;
+	}
+	if (sel.metric != NULL || sel.nmatchers == 0) {
+		fail(res, oc, 400,
+		     "matchers: give label matchers such as alertname=\"X\", "
+		     "without a metric name");
+		goto out;
+	}
+	by = json_string_value(json_object_get(j, "created_by"));
+	si.matchers = sel.matchers;
+	si.nmatchers = sel.nmatchers;
+	si.starts_at_ms = now;
+	si.ends_at_ms = now + (uint64_t)secs * 1000;
+	si.created_by = by ? by : req->peer;
+	si.comment = json_string_value(json_object_get(j, "comment"));
+	r = alert_silence_add(a->alerts, &si, now, id, err, sizeof(err));
+	if (r != 0) {
+		fail(res, oc, r == -ENOSPC ? 409 : 400, "%s",
+		     r == -ENOSPC ? "too many silences" : err);
+		goto out;
+	}
+	out = json_pack("{s:s}", "id", id);
+	reply_json(res, 201, out);
+	snprintf(oc->result, sizeof(oc->result), "ok");
+	oc->extra = json_pack("{s:s}", "id", id);
+out:
+	alert_selector_fini(&sel);
+	json_decref(j);
+}
+
+static void silence_del(struct admin *a, const struct route *rt,
+			struct http_server_res *res, struct outcome *oc)
+{
+	if (a->alerts == NULL) {
+		fail(res, oc, 409, "alerts are disabled (monitor.alerts.enabled)");
+		return;
+	}
+	if (alert_silence_del(a->alerts, rt->pool) != 0) {
+		fail(res, oc, 404, "there is no silence with id \"%s\"", rt->pool);
+		return;
+	}
+	reply_json(res, 200, json_pack("{s:b,s:s}", "ok", 1, "id", rt->pool));
+	snprintf(oc->result, sizeof(oc->result), "ok");
+}
+
 /* --- the handler ---------------------------------------------------------- */
 
 static void not_allowed(struct http_server_req *req,
@@ -813,6 +986,8 @@ static void api(struct admin *a, struct http_server_req *req,
 			 proxy_config(a->proxy)->path);
 	else if (rt.ep == EP_BACKUP_RUN || rt.ep == EP_BACKUP_VERIFY)
 		snprintf(target, sizeof(target), "backup/%s", rt.pool);
+	else if (rt.ep == EP_SILENCES || rt.ep == EP_SILENCE)
+		snprintf(target, sizeof(target), "silence/%s", rt.pool);
 	else
 		snprintf(target, sizeof(target), "%s/%s", rt.pool, rt.backend);
 
@@ -911,6 +1086,34 @@ static void api(struct admin *a, struct http_server_req *req,
 		else
 			backup_action(a, &rt, res, &oc);
 		break;
+	case EP_ALERTS:
+		if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
+			not_allowed(req, res, &oc, "GET, HEAD");
+			return;
+		}
+		reply_json(res, 200, alerts_json(a));
+		return;
+	case EP_SILENCES:
+		if (m == HTTP_M_GET || m == HTTP_M_HEAD) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "silences",
+					    a->alerts ? alert_silence_list(a->alerts)
+						      : json_array());
+			reply_json(res, 200, j);
+			return;
+		}
+		if (m != HTTP_M_POST)
+			not_allowed(req, res, &oc, "GET, HEAD, POST");
+		else
+			silence_add(a, req, res, &oc, target, sizeof(target));
+		break;
+	case EP_SILENCE:
+		if (m != HTTP_M_DELETE)
+			not_allowed(req, res, &oc, "DELETE");
+		else
+			silence_del(a, &rt, res, &oc);
+		break;
 	}
 	audit_record(&a->audit, req->peer, action, target, oc.result, oc.extra);
 	json_decref(oc.extra);
@@ -939,11 +1142,6 @@ static void handler(void *ud, struct http_server_req *req,
 		metrics_write_prometheus(proxy_metrics(a->proxy), &res->body);
 		if (a->backup)
 			backup_metrics_write(a->backup, &res->body);
-		if (a->host && a->host->nsamples > 0)
-			host_write_prometheus(&a->host->cur,
-					      a->host->nsamples > 1 ? &a->host->rates
-								    : NULL,
-					      &res->body);
 		return;
 	}
 	if (strncmp(req->path, "/api/", 5) == 0) {
@@ -967,34 +1165,6 @@ static void set_token(struct admin *a, char *token)
 	}
 	a->token = token;
 	a->token_len = strlen(token);
-}
-
-static void host_tick_cb(uv_timer_t *t)
-{
-	struct hostmon *h = t->data;
-	struct host_sample next;
-
-	if (host_sample(&next, NULL) != 0)
-		return;
-	if (h->nsamples > 0) {
-		host_rates_free(&h->rates);
-		if (host_rates(&h->cur, &next, &h->rates) != 0)
-			memset(&h->rates, 0, sizeof(h->rates));
-	}
-	host_sample_free(&h->prev);
-	h->prev = h->cur;
-	h->cur = next;
-	h->nsamples++;
-}
-
-static void host_closed_cb(uv_handle_t *hd)
-{
-	struct hostmon *h = hd->data;
-
-	host_rates_free(&h->rates);
-	host_sample_free(&h->prev);
-	host_sample_free(&h->cur);
-	free(h);
 }
 
 int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
@@ -1026,12 +1196,6 @@ int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 	r = http_server_start(loop, &o, handler, a, &a->srv, err, errlen);
 	if (r < 0)
 		goto fail;
-	a->host = calloc(1, sizeof(*a->host));
-	SK_ASSERT(a->host != NULL);
-	uv_timer_init(loop, &a->host->timer);
-	a->host->timer.data = a->host;
-	host_tick_cb(&a->host->timer);
-	uv_timer_start(&a->host->timer, host_tick_cb, 1000, 1000);
 	log_info("admin listening", "listen=%s audit_log=%s",
 		 cfg->admin.listen.text,
 		 cfg->admin.audit_log ? cfg->admin.audit_log : "-");
@@ -1050,6 +1214,11 @@ void admin_set_monitor(struct admin *a, struct probes *p, struct history *h)
 {
 	a->probes = p;
 	a->history = h;
+}
+
+void admin_set_alerts(struct admin *a, struct alert_engine *e)
+{
+	a->alerts = e;
 }
 
 void admin_set_backup(struct admin *a, struct backup_sched *b)
@@ -1107,11 +1276,6 @@ void admin_stop(struct admin *a)
 	if (a == NULL)
 		return;
 	http_server_stop(a->srv);
-	if (a->host) {
-		uv_timer_stop(&a->host->timer);
-		uv_close((uv_handle_t *)&a->host->timer, host_closed_cb);
-		a->host = NULL;
-	}
 	audit_close(&a->audit);
 	explicit_bzero(a->token, a->token_len);
 	free(a->token);

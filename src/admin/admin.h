@@ -57,6 +57,11 @@ struct history;
  * /api/v1/status. Both borrowed (NULL: none); clear them before they are
  * stopped or closed. */
 void admin_set_monitor(struct admin *a, struct probes *p, struct history *h);
+struct alert_engine;
+/* Serves GET /api/v1/alerts and the silences (GET, POST /api/v1/silences,
+ * DELETE /api/v1/silences/{id}). e borrowed (NULL: alerts disabled);
+ * clear it before the engine is freed. */
+void admin_set_alerts(struct admin *a, struct alert_engine *e);
 int admin_port(struct admin *a);
 
 /*

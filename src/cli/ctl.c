@@ -7,6 +7,10 @@
  *   storekeep ctl [options] enable POOL BACKEND
  *   storekeep ctl [options] weight POOL BACKEND N
  *   storekeep ctl [options] reload
+ *   storekeep ctl [options] alerts
+ *   storekeep ctl [options] silence add MATCHERS [--for D] [--comment T]
+ *   storekeep ctl [options] silence list
+ *   storekeep ctl [options] silence del ID
  *
  * It finds the admin listener and its token the way the daemon does, from
  * the config file (admin.listen, admin.token_file), unless --admin and
@@ -88,6 +92,15 @@ static void usage(FILE *f)
 		"  weight POOL BACKEND N     set the weight, 1..1000; 0 restores the\n"
 		"                            configured one\n"
 		"  reload                    load the config file again and apply it\n"
+		"  alerts                    firing, pending and resolved alerts,\n"
+		"                            rules in error, notifiers that fail\n"
+		"  silence add MATCHERS [--for DURATION] [--comment TEXT]\n"
+		"                            mute the alerts whose labels match, e.g.\n"
+		"                            'alertname=BackendDown,pool=web' --for 2h\n"
+		"                            (DURATION like 90s, 15m, 2h, 1d; default\n"
+		"                            1h, at most 90d)\n"
+		"  silence list              the silences\n"
+		"  silence del ID            end a silence now\n"
 		"\n"
 		"options:\n"
 		"  -c, --config FILE         take admin.listen and admin.token_file from\n"
@@ -96,6 +109,8 @@ static void usage(FILE *f)
 		"      --admin ADDR          the admin listener, e.g. 127.0.0.1:9901\n"
 		"      --token-file FILE     the file holding the admin token\n"
 		"      --json                print the API's JSON answer as it is\n"
+		"      --for DURATION        silence add: how long (default 1h)\n"
+		"      --comment TEXT        silence add: why, for the others\n"
 		"  -h, --help                this text\n"
 		"\n"
 		"exit status: 0 done, 1 the API refused or could not be reached,\n"
@@ -785,21 +800,195 @@ static int cmd_reload(const struct ctl *c)
 	return rc;
 }
 
+/* --- alerts and silences ---------------------------------------------------- */
+
+/* "90s", "15m", "2h", "1d", "1h30m" -> seconds; -1 when it does not
+ * parse or is 0. */
+static long long parse_duration_s(const char *s)
+{
+	long long total = 0;
+
+	if (*s == '\0')
+		return -1;
+	while (*s) {
+		char *end;
+		long long n;
+		long long unit;
+
+		errno = 0;
+		n = strtoll(s, &end, 10);
+		if (errno || end == s || n < 0 || n > 100000000)
+			return -1;
+		switch (*end) {
+		case 's':
+			unit = 1;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		case 'd':
+			unit = 86400;
+			break;
+		default:
+			return -1;
+		}
+		total += n * unit;
+		s = end + 1;
+	}
+	return total > 0 ? total : -1;
+}
+
+static void print_alerts(json_t *j)
+{
+	json_t *alerts = json_object_get(j, "alerts");
+	json_t *rules = json_object_get(j, "rules");
+	json_t *nfs = json_object_get(j, "notifiers");
+	json_t *a;
+	size_t i;
+
+	if (!json_is_true(json_object_get(j, "enabled"))) {
+		printf("alerts are disabled (monitor.alerts.enabled: false)\n");
+		return;
+	}
+	if (json_array_size(alerts) == 0)
+		printf("no alerts\n");
+	else
+		printf("%-9s %-9s %-28s %-22s %s\n", "STATE", "SEVERITY", "ALERT",
+		       "SINCE", "SUMMARY");
+	json_array_foreach(alerts, i, a) {
+		json_t *ann = json_object_get(a, "annotations");
+		const char *state = str_of(a, "state");
+
+		printf("%-9s %-9s %-28s %-22s %s%s\n",
+		       state, str_of(json_object_get(a, "labels"), "severity"),
+		       str_of(a, "name"), str_of(a, "since"),
+		       str_of(ann, "summary"),
+		       json_is_true(json_object_get(a, "silenced")) ? " (silenced)"
+								    : "");
+	}
+	json_array_foreach(rules, i, a)
+		if (strcmp(str_of(a, "health"), "error") == 0)
+			printf("rule %s: cannot be evaluated: %s\n",
+			       str_of(a, "name"), str_of(a, "last_error"));
+	json_array_foreach(nfs, i, a)
+		if (!json_is_true(json_object_get(a, "healthy")))
+			printf("notifier %s (%s): failing: %s (%lld given up)\n",
+			       str_of(a, "name"), str_of(a, "type"),
+			       str_of(a, "last_error"),
+			       (long long)int_of(a, "failed"));
+}
+
+static void print_silences(json_t *arr)
+{
+	json_t *si, *m;
+	size_t i, k;
+
+	if (json_array_size(arr) == 0) {
+		printf("no silences\n");
+		return;
+	}
+	printf("%-16s %-8s %-22s %-40s %s\n", "ID", "STATE", "ENDS", "MATCHERS",
+	       "COMMENT");
+	json_array_foreach(arr, i, si) {
+		struct buf mt;
+
+		buf_init(&mt);
+		json_array_foreach(json_object_get(si, "matchers"), k, m)
+			buf_printf(&mt, "%s%s%s\"%s\"", k ? "," : "",
+				   str_of(m, "name"), str_of(m, "op"),
+				   str_of(m, "value"));
+		printf("%-16s %-8s %-22s %-40s %s\n", str_of(si, "id"),
+		       str_of(si, "state"), str_of(si, "ends_at"), buf_cstr(&mt),
+		       str_of(si, "comment"));
+		buf_fini(&mt);
+	}
+}
+
+static int cmd_alerts(const struct ctl *c)
+{
+	struct reply rp;
+	json_t *j;
+	int rc;
+
+	if (call(c, HTTP_M_GET, "/api/v1/alerts", NULL, &rp) != 0)
+		return EXIT_FAIL;
+	j = answer(c, &rp, &rc);
+	buf_fini(&rp.body);
+	if (j && !c->json)
+		print_alerts(j);
+	json_decref(j);
+	return rc;
+}
+
+/* silence add|list|del; args checked by the caller. */
+static int cmd_silence(const struct ctl *c, char **args, long long secs,
+		       const char *comment)
+{
+	struct reply rp;
+	struct buf path;
+	json_t *j, *body = NULL;
+	char *text = NULL;
+	int rc;
+
+	buf_init(&path);
+	if (strcmp(args[0], "add") == 0) {
+		const char *user = getenv("USER");
+
+		body = json_pack("{s:s,s:I,s:s,s:s}", "matchers", args[1],
+				 "duration", (json_int_t)secs, "comment",
+				 comment ? comment : "", "created_by",
+				 user ? user : "storekeep-ctl");
+		text = json_dumps(body, JSON_COMPACT);
+		rc = call(c, HTTP_M_POST, "/api/v1/silences", text, &rp);
+	} else if (strcmp(args[0], "list") == 0) {
+		rc = call(c, HTTP_M_GET, "/api/v1/silences", NULL, &rp);
+	} else {
+		buf_appends(&path, "/api/v1/silences/");
+		path_segment(&path, args[1]);
+		rc = call(c, HTTP_M_DELETE, buf_cstr(&path), NULL, &rp);
+	}
+	free(text);
+	json_decref(body);
+	buf_fini(&path);
+	if (rc != 0)
+		return EXIT_FAIL;
+	j = answer(c, &rp, &rc);
+	buf_fini(&rp.body);
+	if (j && !c->json) {
+		if (strcmp(args[0], "add") == 0)
+			printf("silence %s added for %llds\n", str_of(j, "id"),
+			       secs);
+		else if (strcmp(args[0], "list") == 0)
+			print_silences(json_object_get(j, "silences"));
+		else
+			printf("silence %s ended\n", args[1]);
+	}
+	json_decref(j);
+	return rc;
+}
+
 int cli_ctl(int argc, char **argv)
 {
-	enum { OPT_ADMIN = 256, OPT_TOKEN_FILE, OPT_JSON };
+	enum { OPT_ADMIN = 256, OPT_TOKEN_FILE, OPT_JSON, OPT_FOR, OPT_COMMENT };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"admin", required_argument, NULL, OPT_ADMIN},
 		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 		{"json", no_argument, NULL, OPT_JSON},
+		{"for", required_argument, NULL, OPT_FOR},
+		{"comment", required_argument, NULL, OPT_COMMENT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *cfg_path = NULL, *admin = NULL, *token_file = NULL, *cmd;
+	const char *for_text = NULL, *comment = NULL;
 	struct ctl c;
 	int ch, rc, nargs;
 	long weight = -1;
+	long long secs = 0;
 	char **args;
 
 	memset(&c, 0, sizeof(c));
@@ -818,6 +1007,12 @@ int cli_ctl(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			c.json = 1;
+			break;
+		case OPT_FOR:
+			for_text = optarg;
+			break;
+		case OPT_COMMENT:
+			comment = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -840,8 +1035,12 @@ int cli_ctl(int argc, char **argv)
 	nargs = argc - optind - 1;
 	/* Check the command line fully before touching the config or the
 	 * network, so a typo is always exit 2. */
+	if ((for_text || comment) &&
+	    (strcmp(cmd, "silence") != 0 || nargs == 0 ||
+	     strcmp(args[0], "add") != 0))
+		return usage_error("--for and --comment go with silence add");
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "pools") == 0 ||
-	    strcmp(cmd, "reload") == 0) {
+	    strcmp(cmd, "reload") == 0 || strcmp(cmd, "alerts") == 0) {
 		if (nargs > 0)
 			return usage_error("%s takes no arguments, got '%s'", cmd,
 					   args[0]);
@@ -860,9 +1059,36 @@ int cli_ctl(int argc, char **argv)
 					   "1000 (0 restores the configured "
 					   "weight), got '%s'",
 					   args[2]);
+	} else if (strcmp(cmd, "silence") == 0) {
+		if (nargs == 0)
+			return usage_error("silence needs add, list or del");
+		if (strcmp(args[0], "add") == 0) {
+			if (nargs != 2)
+				return usage_error(
+					"silence add needs MATCHERS, e.g. "
+					"'alertname=BackendDown,pool=web' --for 2h");
+			secs = parse_duration_s(for_text ? for_text : "1h");
+			if (secs <= 0 || secs > 90ll * 86400)
+				return usage_error(
+					"silence add: --for must be like 90s, 15m, "
+					"2h or 1d (at most 90d), got '%s'",
+					for_text);
+		} else if (strcmp(args[0], "list") == 0) {
+			if (nargs != 1)
+				return usage_error("silence list takes no "
+						   "arguments");
+		} else if (strcmp(args[0], "del") == 0) {
+			if (nargs != 2)
+				return usage_error("silence del needs ID");
+		} else {
+			return usage_error("unknown silence command '%s' "
+					   "(expected add, list or del)",
+					   args[0]);
+		}
 	} else {
 		return usage_error("unknown command '%s' (expected status, pools, "
-				   "drain, enable, weight or reload)",
+				   "drain, enable, weight, reload, alerts or "
+				   "silence)",
 				   cmd);
 	}
 
@@ -873,6 +1099,10 @@ int cli_ctl(int argc, char **argv)
 		rc = cmd_get(&c, cmd);
 	else if (strcmp(cmd, "reload") == 0)
 		rc = cmd_reload(&c);
+	else if (strcmp(cmd, "alerts") == 0)
+		rc = cmd_alerts(&c);
+	else if (strcmp(cmd, "silence") == 0)
+		rc = cmd_silence(&c, args, secs, comment);
 	else
 		rc = cmd_backend(&c, cmd, args, weight);
 out:

@@ -23,6 +23,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "monitor/alert_conf.h"
 #include "shop/shop.h"
 
 #ifndef SK_VERSION
@@ -92,11 +93,22 @@ static int cmd_check(int argc, char **argv)
 	struct config *cfg;
 	char err[1024];
 
+	struct alert_setup *alerts;
+
 	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		fprintf(stderr, "%s: configuration is invalid\n", path);
 		return 1;
 	}
+	/* Alert rules, selectors and notifiers are checked by the monitor
+	 * module (password files are read), as `run` and a reload do. */
+	if (alert_setup_build(cfg, &alerts, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "%s: configuration is invalid\n", path);
+		config_unref(cfg);
+		return 1;
+	}
+	alert_setup_free(alerts);
 	printf("%s: configuration is valid (%zu pool, %zu backends)\n", path,
 	       cfg->npools, cfg->npools ? cfg->pools[0].nbackends : 0);
 	config_unref(cfg);

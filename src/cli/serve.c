@@ -3,6 +3,12 @@
  * listener and (for the demo) supervised children; handle signals; stop in
  * order.
  *
+ * Monitoring runs here too: every second the host is sampled into the
+ * proxy's registry (the control thread's shard) and the registry into
+ * the history; every monitor.alerts.interval the alert source takes its
+ * histogram snapshots and the engine evaluates the rules, its
+ * notifications going out through the notifiers on this loop.
+ *
  * Stop order matters: the edge stops first (listeners close, requests in
  * flight finish on the backends), then the admin, then supervised
  * backends, so no customer request is cut because its backend went away
@@ -20,7 +26,12 @@
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "monitor/alert.h"
+#include "monitor/alert_conf.h"
+#include "monitor/alert_src.h"
 #include "monitor/history.h"
+#include "monitor/host.h"
+#include "monitor/notify.h"
 #include "monitor/probe.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
@@ -38,7 +49,16 @@ struct serve {
 	struct backup_sched *backup;
 	struct probes *probes;
 	struct history *history;
-	uv_timer_t history_tick;
+	uv_timer_t monitor_tick; /* host and history, every second */
+	struct host_sample host_prev, host_cur;
+	struct host_rates host_rates;
+	int host_samples;
+	struct notify *notify;
+	struct alert_src *asrc;
+	struct alert_engine *alerts;
+	uv_timer_t alert_tick;
+	uint64_t alert_interval_ms;
+	uint64_t alert_max_window_ms;
 	int stopping;
 };
 
@@ -67,10 +87,13 @@ static void on_proxy_stopped(struct proxy *p, void *ud)
 	(void)p;
 	if (s->admin)
 		admin_set_monitor(s->admin, NULL, NULL);
+	uv_close((uv_handle_t *)&s->monitor_tick, NULL);
+	host_rates_free(&s->host_rates);
+	host_sample_free(&s->host_prev);
+	host_sample_free(&s->host_cur);
 	if (s->history) {
 		/* The minute and hour in progress are written as partial
 		 * rows; the loop runs until they are in the file. */
-		uv_close((uv_handle_t *)&s->history_tick, NULL);
 		history_close(s->history, NULL, NULL);
 		s->history = NULL;
 	}
@@ -84,6 +107,113 @@ static void on_proxy_stopped(struct proxy *p, void *ud)
 	close_signals(s);
 }
 
+/* --- alerts ----------------------------------------------------------------- */
+
+static void alert_tick_cb(uv_timer_t *t)
+{
+	struct serve *s = t->data;
+	uint64_t now = clock_wall_ms();
+
+	alert_src_tick(s->asrc, now, s->alert_max_window_ms);
+	(void)alert_engine_eval(s->alerts, now);
+}
+
+static void alerts_stop(struct serve *s)
+{
+	if (s->alerts == NULL)
+		return;
+	if (s->admin)
+		admin_set_alerts(s->admin, NULL);
+	uv_close((uv_handle_t *)&s->alert_tick, NULL);
+	/* Saves the alerts' states; a restart neither pages again nor
+	 * forgets a resolution. */
+	alert_engine_free(s->alerts);
+	s->alerts = NULL;
+	notify_stop(s->notify, NULL, NULL);
+	s->notify = NULL;
+	alert_src_free(s->asrc);
+	s->asrc = NULL;
+}
+
+static void alert_timing(struct serve *s, const struct alert_setup *su)
+{
+	s->alert_max_window_ms = alert_rules_max_window(su->rules, su->nrules);
+	if (su->interval_ms != s->alert_interval_ms) {
+		s->alert_interval_ms = su->interval_ms;
+		uv_timer_start(&s->alert_tick, alert_tick_cb, su->interval_ms,
+			       su->interval_ms);
+	}
+}
+
+/* Starts the notifiers and the engine of su (which is enabled). */
+static int alerts_start(struct serve *s, const struct alert_setup *su,
+			char *err, size_t errlen)
+{
+	struct alert_engine_conf ec;
+	struct alert_source src;
+	int r;
+
+	r = notify_new(&s->loop, &su->notify, &s->notify, err, errlen);
+	if (r < 0)
+		return r;
+	s->asrc = alert_src_new(proxy_metrics(s->proxy), s->history);
+	src = alert_src_source(s->asrc);
+	memset(&ec, 0, sizeof(ec));
+	ec.rules = su->rules;
+	ec.nrules = su->nrules;
+	ec.state_path = su->state_path;
+	ec.generator_url = su->external_url;
+	ec.resolved_keep_ms = su->resolved_keep_ms;
+	ec.notify = s->notify;
+	r = alert_engine_new(&ec, &src, &s->alerts, err, errlen);
+	if (r < 0) {
+		notify_stop(s->notify, NULL, NULL);
+		s->notify = NULL;
+		alert_src_free(s->asrc);
+		s->asrc = NULL;
+		return r;
+	}
+	uv_timer_init(&s->loop, &s->alert_tick);
+	s->alert_tick.data = s;
+	s->alert_interval_ms = 0;
+	alert_timing(s, su);
+	/* The first snapshot of the histograms: windows start here. */
+	alert_src_tick(s->asrc, clock_wall_ms(), s->alert_max_window_ms);
+	if (s->admin)
+		admin_set_alerts(s->admin, s->alerts);
+	log_info("alerts started", "rules=%zu notifiers=%zu interval_ms=%llu "
+		 "state=%s",
+		 su->nrules, su->notify.nchannels,
+		 (unsigned long long)su->interval_ms,
+		 su->state_path ? su->state_path : "-");
+	return 0;
+}
+
+/* Takes a reloaded alerts section: new rules and channels in place, or
+ * alerts started or stopped. */
+static void alerts_reload(struct serve *s, const struct alert_setup *su)
+{
+	char err[1024];
+
+	if (!su->enabled) {
+		if (s->alerts)
+			log_info("alerts stopped", "%s", "reason=reload");
+		alerts_stop(s);
+		return;
+	}
+	if (s->alerts == NULL) {
+		if (alerts_start(s, su, err, sizeof(err)) < 0)
+			log_error("cannot start alerts", "err=\"%s\"", err);
+		return;
+	}
+	if (notify_reload(s->notify, &su->notify, err, sizeof(err)) < 0)
+		log_error("notifiers not reloaded", "err=\"%s\"", err);
+	if (alert_engine_reload(s->alerts, su->rules, su->nrules, err,
+				sizeof(err)) < 0)
+		log_error("alert rules not reloaded", "err=\"%s\"", err);
+	alert_timing(s, su);
+}
+
 /*
  * Loads the config file again and swaps it in. An invalid file changes
  * nothing; the error (file:line: key: ...) is logged and returned.
@@ -93,6 +223,7 @@ static int reload(void *ud, char *err, size_t errlen)
 	struct serve *s = ud;
 	const struct config *cur = proxy_config(s->proxy);
 	struct config *cfg;
+	struct alert_setup *su;
 	int r;
 
 	if (s->stopping) {
@@ -103,6 +234,13 @@ static int reload(void *ud, char *err, size_t errlen)
 		log_error("reload refused: the configuration is invalid; the old "
 			  "one stays in force",
 			  "err=\"%s\"", err);
+		return -1;
+	}
+	if (alert_setup_build(cfg, &su, err, errlen) != 0) {
+		log_error("reload refused: the configuration is invalid; the old "
+			  "one stays in force",
+			  "err=\"%s\"", err);
+		config_unref(cfg);
 		return -1;
 	}
 	if (cfg->log.level != cur->log.level)
@@ -121,6 +259,9 @@ static int reload(void *ud, char *err, size_t errlen)
 		probes_reload(s->probes, &cfg->monitor);
 	if (r >= 0 && s->history)
 		history_reload(s->history, &cfg->monitor.history);
+	if (r >= 0)
+		alerts_reload(s, su);
+	alert_setup_free(su);
 	config_unref(cfg);
 	return r;
 }
@@ -141,6 +282,7 @@ static void begin_stop(struct serve *s, const char *why)
 		backup_sched_stop(s->backup, NULL, NULL);
 		s->backup = NULL;
 	}
+	alerts_stop(s);
 	if (s->probes) {
 		/* Plugins in flight get SIGKILL; pool threads end at their
 		 * deadline. The registry lives until proxy_free(). */
@@ -219,12 +361,57 @@ static void status_hook(void *ud, json_t *root)
 	json_object_set_new(root, "processes", arr);
 }
 
-static void history_tick_cb(uv_timer_t *t)
+/*
+ * The backends' health is not in the registry (the admin writes it from
+ * the proxy's state at each scrape); the history, and so the BackendDown
+ * and PoolDown rules, get it here. Pool and backend names are config
+ * names: nothing in them needs escaping.
+ */
+static void record_backends(struct serve *s, uint64_t now)
+{
+	struct proxy_backend_info bi;
+	char key[256];
+
+	for (size_t pl = 0; pl < proxy_pool_count(s->proxy); pl++)
+		for (size_t i = 0; i < proxy_backend_count(s->proxy, pl); i++) {
+			proxy_backend_info(s->proxy, pl, i, &bi);
+			snprintf(key, sizeof(key),
+				 "storekeep_backend_up{pool=\"%s\",backend=\"%s\"}",
+				 proxy_pool_name(s->proxy, pl), bi.name);
+			(void)history_record(s->history, now, key,
+					     bi.state == PROXY_BACKEND_UP);
+		}
+}
+
+/* Every second: the host into the registry, the registry into the
+ * history. */
+static void monitor_tick_cb(uv_timer_t *t)
 {
 	struct serve *s = t->data;
+	struct metrics *reg = proxy_metrics(s->proxy);
+	struct host_sample next;
 
-	(void)history_sample(s->history, proxy_metrics(s->proxy),
-			     clock_wall_ms());
+	if (host_sample(&next, NULL) == 0) {
+		if (s->host_samples > 0) {
+			host_rates_free(&s->host_rates);
+			if (host_rates(&s->host_cur, &next, &s->host_rates) != 0)
+				memset(&s->host_rates, 0, sizeof(s->host_rates));
+		}
+		host_sample_free(&s->host_prev);
+		s->host_prev = s->host_cur;
+		s->host_cur = next;
+		s->host_samples++;
+		(void)host_write_metrics(&s->host_cur,
+					 s->host_samples > 1 ? &s->host_rates
+							     : NULL,
+					 reg, metrics_shards(reg) - 1);
+	}
+	if (s->history) {
+		uint64_t now = clock_wall_ms();
+
+		(void)history_sample(s->history, reg, now);
+		record_backends(s, now);
+	}
 }
 
 static void signal_init(struct serve *s, uv_signal_t *h, int signum)
@@ -237,7 +424,8 @@ static void signal_init(struct serve *s, uv_signal_t *h, int signum)
 int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 {
 	struct serve s;
-	char err[512];
+	struct alert_setup *su = NULL;
+	char err[1024];
 	int r, rc = 0;
 
 	memset(&s, 0, sizeof(s));
@@ -290,11 +478,11 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 				  "err=\"%s\"", err);
 			fprintf(stderr, "storekeep: history disabled: %s\n", err);
 			s.history = NULL;
-		} else {
-			uv_timer_init(&s.loop, &s.history_tick);
-			s.history_tick.data = &s;
-			uv_timer_start(&s.history_tick, history_tick_cb, 1000, 1000);
 		}
+		uv_timer_init(&s.loop, &s.monitor_tick);
+		s.monitor_tick.data = &s;
+		monitor_tick_cb(&s.monitor_tick);
+		uv_timer_start(&s.monitor_tick, monitor_tick_cb, 1000, 1000);
 		/* The last shard of the proxy's registry is the control
 		 * thread's. */
 		s.probes = probes_start(&s.loop, &cfg->monitor, reg,
@@ -302,6 +490,17 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		if (s.probes == NULL) {
 			log_error("cannot start the probes", "err=\"%s\"", err);
 			fprintf(stderr, "storekeep: %s\n", err);
+			rc = 1;
+		}
+		r = alert_setup_build(cfg, &su, err, sizeof(err));
+		if (r == 0 && su->enabled)
+			r = alerts_start(&s, su, err, sizeof(err));
+		if (r == 0) {
+			alert_setup_free(su);
+		} else {
+			log_error("cannot start alerts", "err=\"%s\"", err);
+			fprintf(stderr, "storekeep: %s\n", err);
+			alert_setup_free(su);
 			rc = 1;
 		}
 	}
@@ -321,6 +520,7 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		admin_set_reload_hook(s.admin, reload, &s);
 		admin_set_backup(s.admin, s.backup);
 		admin_set_monitor(s.admin, s.probes, s.history);
+		admin_set_alerts(s.admin, s.alerts);
 	}
 	if (rc)
 		goto fail;
