@@ -502,3 +502,56 @@ def test_stopping_postgresql_raises_the_probe_alert(
     a = hook.alerts("firing", "ProbeCritical")[0]
     assert a["labels"]["probe"] == "db"
     assert a["labels"]["type"] == "postgresql"
+
+
+def test_error_rate_latency_and_slo_burn_from_real_traffic(
+        origin, edge, tmp_path, hook):
+    """The built-in error-rate and latency rules and an SLO's burn-rate
+    rule, over the route's real counters and latency histogram."""
+    op = origin("o1")
+    slo = "\n".join([
+        "    slos:",
+        "      - name: checkout",
+        "        route: checkout",
+        "        objective: 0.99",
+        "        latency: 2s",
+        "        windows:",
+        "          - {long: 1m, short: 10s, factor: 2, for: 0s, "
+        "severity: critical}",
+    ])
+    extra = alerts_yaml(
+        tmp_path, op, webhook_yaml("hook", hook.url), rules="      []",
+        defaults={"HighErrorRate": "{for: 0s}",
+                  "HighLatency": "{for: 0s, threshold: 0.05}"})
+    extra = extra.replace("    notifiers:", slo + "\n    notifiers:")
+    routes = "\n".join(["routes:", "  - name: checkout", "    path: /",
+                        "    pool: shop", "    retry:", "      attempts: 0"])
+    e = edge([("b0", op)], extra=extra, routes=routes,
+             pool_extra="    passive:\n      failures: 0")
+    s = requests.Session()
+    for _ in range(100):
+        assert s.get(e.url + "/info", timeout=5).status_code == 200
+    time.sleep(2.5)  # two evaluations of healthy traffic
+    assert hook.alerts("firing") == []
+
+    for _ in range(30):
+        assert s.get(e.url + "/status?code=500", timeout=5).status_code == 500
+    wait_until(lambda: hook.alerts("firing", "HighErrorRate"), timeout=15,
+               what="HighErrorRate")
+    a = hook.alerts("firing", "HighErrorRate")[0]
+    assert a["labels"]["route"] == "checkout"
+    assert 0.2 < a["value"] < 0.3  # 30 of 130
+    wait_until(lambda: [x for x in hook.alerts("firing")
+                        if x["name"].startswith("SLOBurnRate:checkout:")],
+               timeout=15, what="the SLO burn-rate alert")
+    b = [x for x in hook.alerts("firing")
+         if x["name"].startswith("SLOBurnRate:checkout:")][0]
+    assert b["labels"]["slo"] == "checkout"
+    assert b["value"] > 2
+
+    for _ in range(20):
+        assert s.get(e.url + "/slow?ms=120", timeout=5).status_code == 200
+    wait_until(lambda: hook.alerts("firing", "HighLatency"), timeout=15,
+               what="HighLatency")
+    v = hook.alerts("firing", "HighLatency")[0]["value"]
+    assert 0.11 < v < 0.14, v  # p99 of the window: a 120 ms request
