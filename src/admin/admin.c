@@ -810,39 +810,6 @@ static json_t *alerts_json(struct admin *a)
 #define SILENCE_MAX_S (90ull * 86400)
 
 /*
- * "90s", "15m", "2h", "1d", "1h30m" -> seconds; -1 when it does not
- * parse.
- */
-static long long duration_s(const char *s)
-{
-	long long total = 0;
-
-	if (*s == '\0')
-		return -1;
-	while (*s) {
-		char *end;
-		long long n;
-
-		errno = 0;
-		n = strtoll(s, &end, 10);
-		if (errno || end == s || n < 0 || n > 100000000)
-			return -1;
-		if (*end == 's')
-			total += n;
-		else if (*end == 'm')
-			total += n * 60;
-		else if (*end == 'h')
-			total += n * 3600;
-		else if (*end == 'd')
-			total += n * 86400;
-		else
-			return -1;
-		s = end + 1;
-	}
-	return total;
-}
-
-/*
  * POST /api/v1/silences {"matchers": "alertname=BackendDown,pool=web",
  * "duration": "2h" (or seconds), "comment": "...", "created_by": "..."}:
  * 201 {"id": ...}. The matchers are a selector without a metric name,
@@ -899,9 +866,16 @@ static void silence_add(struct admin *a, struct http_server_req *req,
 	}
 	snprintf(target, tlen, "silence/%s", mtext);
 	v = json_object_get(j, "duration");
-	secs = json_is_integer(v)  ? json_integer_value(v)
-	       : json_is_string(v) ? duration_s(json_string_value(v))
-				   : -1;
+	secs = -1;
+	if (json_is_integer(v)) {
+		secs = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		uint64_t ms;
+
+		if (config_parse_duration(json_string_value(v), &ms) == 0 &&
+		    ms % 1000 == 0)
+			secs = (json_int_t)(ms / 1000);
+	}
 	if (secs < 1 || (uint64_t)secs > SILENCE_MAX_S) {
 		fail(res, oc, 400,
 		     "\"duration\" must be like \"90s\", \"15m\", \"2h\" or "

@@ -802,43 +802,15 @@ static int cmd_reload(const struct ctl *c)
 
 /* --- alerts and silences ---------------------------------------------------- */
 
-/* "90s", "15m", "2h", "1d", "1h30m" -> seconds; -1 when it does not
- * parse or is 0. */
+/* "90s", "15m", "2h", "1d" -> seconds; -1 when it does not parse, is 0
+ * or is not whole seconds. */
 static long long parse_duration_s(const char *s)
 {
-	long long total = 0;
+	uint64_t ms;
 
-	if (*s == '\0')
+	if (config_parse_duration(s, &ms) != 0 || ms == 0 || ms % 1000)
 		return -1;
-	while (*s) {
-		char *end;
-		long long n;
-		long long unit;
-
-		errno = 0;
-		n = strtoll(s, &end, 10);
-		if (errno || end == s || n < 0 || n > 100000000)
-			return -1;
-		switch (*end) {
-		case 's':
-			unit = 1;
-			break;
-		case 'm':
-			unit = 60;
-			break;
-		case 'h':
-			unit = 3600;
-			break;
-		case 'd':
-			unit = 86400;
-			break;
-		default:
-			return -1;
-		}
-		total += n * unit;
-		s = end + 1;
-	}
-	return total > 0 ? total : -1;
+	return (long long)(ms / 1000);
 }
 
 static void print_alerts(json_t *j)

@@ -1705,6 +1705,11 @@ static enum conv parse_duration(const char *s, size_t len, uint64_t *v)
 	return parse_scaled(s, len, units, NFIELDS(units), false, v);
 }
 
+int config_parse_duration(const char *s, uint64_t *ms)
+{
+	return parse_duration(s, strlen(s), ms) == CONV_OK ? 0 : -EINVAL;
+}
+
 static enum conv parse_bool(const char *s, size_t len, int *v)
 {
 	static const char *const yes[] = {"true", "yes", "on"};

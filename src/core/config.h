@@ -497,6 +497,10 @@ extern const char *const config_notify_type_names[];
 extern const char *const config_notify_format_names[];
 extern const char *const config_notify_tls_names[];
 
+/* A duration as the config file writes it ("500ms", "90s", "15m", "2h",
+ * "1d") into milliseconds. Returns 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
 /*
  * Parses and validates path. On success returns 0 and *out holds a
  * snapshot with one reference. On failure returns -1 and err holds one
