@@ -180,13 +180,104 @@ static void backend_labels(struct buf *o, const char *pool, const char *be,
 	buf_appendc(o, '}');
 }
 
+/* One backend as /metrics shows it: read once per scrape. */
+struct be_row {
+	const char *pool;
+	struct proxy_backend_info bi;
+};
+
+enum be_field { BE_UP, BE_REQUESTS, BE_FAILURES, BE_ACTIVE, BE_CHECKS_OK,
+		BE_CHECKS_FAILED };
+
+static const struct {
+	const char *name, *type, *help, *extra;
+	enum be_field f;
+	bool head; /* the first series of its family */
+} be_families[] = {
+	{"storekeep_backend_up", "gauge",
+	 "1 when the backend is in service (health checks pass), else 0.",
+	 NULL, BE_UP, true},
+	{"storekeep_backend_requests_total", "counter",
+	 "Requests sent to the backend (each attempt counts).", NULL,
+	 BE_REQUESTS, true},
+	{"storekeep_backend_failures_total", "counter",
+	 "Connect failures, resets, timeouts and bad responses from the "
+	 "backend.",
+	 NULL, BE_FAILURES, true},
+	{"storekeep_backend_requests_in_flight", "gauge",
+	 "Requests in flight on the backend.", NULL, BE_ACTIVE, true},
+	{"storekeep_health_checks_total", "counter",
+	 "Active health checks run, by result.", "result=\"ok\"", BE_CHECKS_OK,
+	 true},
+	{"storekeep_health_checks_total", NULL, NULL, "result=\"fail\"",
+	 BE_CHECKS_FAILED, false},
+};
+
+static long long be_value(const struct proxy_backend_info *bi,
+			  enum be_field f)
+{
+	switch (f) {
+	case BE_UP:
+		return bi->state == PROXY_BACKEND_UP;
+	case BE_REQUESTS:
+		return (long long)bi->requests;
+	case BE_FAILURES:
+		return (long long)bi->failures;
+	case BE_ACTIVE:
+		return (long long)bi->active;
+	case BE_CHECKS_OK:
+		return (long long)bi->checks_ok;
+	case BE_CHECKS_FAILED:
+		return (long long)bi->checks_failed;
+	}
+	return 0;
+}
+
+/* The backends' families. Each backend's counters are read once (a
+ * lock and a sum over the workers), then written family by family; the
+ * two result series of the health checks stay together per backend. */
+static void write_backend_metrics(struct admin *a, struct buf *o)
+{
+	size_t npools = proxy_pool_count(a->proxy), n = 0, k = 0;
+	struct be_row *rows;
+
+	for (size_t pl = 0; pl < npools; pl++)
+		n += proxy_backend_count(a->proxy, pl);
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	SK_ASSERT(rows != NULL);
+	for (size_t pl = 0; pl < npools; pl++)
+		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
+			rows[k].pool = proxy_pool_name(a->proxy, pl);
+			proxy_backend_info(a->proxy, pl, i, &rows[k++].bi);
+		}
+	for (size_t f = 0; f < sizeof(be_families) / sizeof(be_families[0]);
+	     f++) {
+		size_t last = f;
+
+		if (!be_families[f].head)
+			continue;
+		while (last + 1 < sizeof(be_families) / sizeof(be_families[0]) &&
+		       !be_families[last + 1].head)
+			last++;
+		metric_head(o, be_families[f].name, be_families[f].type,
+			    be_families[f].help);
+		for (size_t r = 0; r < n; r++)
+			for (size_t g = f; g <= last; g++) {
+				buf_appends(o, be_families[g].name);
+				backend_labels(o, rows[r].pool, rows[r].bi.name,
+					       be_families[g].extra);
+				buf_printf(o, " %lld\n",
+					   be_value(&rows[r].bi, be_families[g].f));
+			}
+	}
+	free(rows);
+}
+
 static void write_metrics(struct admin *a, struct buf *o)
 {
 	struct proxy_stats st;
 	static const char *const classes[6] = {"other", "1xx", "2xx",
 					       "3xx",	"4xx", "5xx"};
-	struct proxy_backend_info bi;
-	size_t npools = proxy_pool_count(a->proxy);
 
 	proxy_stats_read(a->proxy, &st);
 	metric_head(o, "storekeep_build_info", "gauge",
@@ -218,63 +309,7 @@ static void write_metrics(struct admin *a, struct buf *o)
 	buf_printf(o, "storekeep_client_connections_accepted_total %llu\n",
 		   (unsigned long long)st.accepted);
 
-	metric_head(o, "storekeep_backend_up", "gauge",
-		    "1 when the backend is in service (health checks pass), else 0.");
-	for (size_t pl = 0; pl < npools; pl++) {
-		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			buf_appends(o, "storekeep_backend_up");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
-			buf_printf(o, " %d\n", bi.state == PROXY_BACKEND_UP);
-		}
-	}
-	metric_head(o, "storekeep_backend_requests_total", "counter",
-		    "Requests sent to the backend (each attempt counts).");
-	for (size_t pl = 0; pl < npools; pl++) {
-		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			buf_appends(o, "storekeep_backend_requests_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
-			buf_printf(o, " %llu\n", (unsigned long long)bi.requests);
-		}
-	}
-	metric_head(o, "storekeep_backend_failures_total", "counter",
-		    "Connect failures, resets, timeouts and bad responses from the backend.");
-	for (size_t pl = 0; pl < npools; pl++) {
-		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			buf_appends(o, "storekeep_backend_failures_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
-			buf_printf(o, " %llu\n", (unsigned long long)bi.failures);
-		}
-	}
-	metric_head(o, "storekeep_backend_requests_in_flight", "gauge",
-		    "Requests in flight on the backend.");
-	for (size_t pl = 0; pl < npools; pl++) {
-		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			buf_appends(o, "storekeep_backend_requests_in_flight");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name, NULL);
-			buf_printf(o, " %lld\n", (long long)bi.active);
-		}
-	}
-	metric_head(o, "storekeep_health_checks_total", "counter",
-		    "Active health checks run, by result.");
-	for (size_t pl = 0; pl < npools; pl++) {
-		for (size_t i = 0; i < proxy_backend_count(a->proxy, pl); i++) {
-			proxy_backend_info(a->proxy, pl, i, &bi);
-			buf_appends(o, "storekeep_health_checks_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name,
-				       "result=\"ok\"");
-			buf_printf(o, " %llu\n",
-				   (unsigned long long)bi.checks_ok);
-			buf_appends(o, "storekeep_health_checks_total");
-			backend_labels(o, proxy_pool_name(a->proxy, pl), bi.name,
-				       "result=\"fail\"");
-			buf_printf(o, " %llu\n",
-				   (unsigned long long)bi.checks_failed);
-		}
-	}
+	write_backend_metrics(a, o);
 }
 
 /* --- JSON views ----------------------------------------------------------- */
