@@ -71,59 +71,12 @@ struct admin {
 
 int admin_read_token(const char *path, char **token, char *err, size_t errlen)
 {
-	struct stat st;
-	char buf[512];
-	ssize_t n;
-	int fd;
+	char why[PATH_MAX * 2 + 128];
+	int r = config_read_token(path, token, why, sizeof(why));
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		snprintf(err, errlen, "admin token file %s: %s", path,
-			 strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "admin token file %s: not a regular file",
-			 path);
-		close(fd);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errlen,
-			 "admin token file %s is accessible by others (mode %04o); "
-			 "run chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		close(fd);
-		return -EPERM;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "admin token file %s: %s", path,
-			 strerror(errno));
-		return -EIO;
-	}
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	for (ssize_t i = 0; i < n; i++) {
-		if (buf[i] <= 0x20 || buf[i] == 0x7f) {
-			snprintf(err, errlen,
-				 "admin token file %s: the token must be one line of "
-				 "printable characters",
-				 path);
-			return -EINVAL;
-		}
-	}
-	if (n < 16) {
-		snprintf(err, errlen,
-			 "admin token file %s: the token is shorter than 16 characters",
-			 path);
-		return -EINVAL;
-	}
-	*token = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	return *token ? 0 : -ENOMEM;
+	if (r < 0)
+		snprintf(err, errlen, "admin token file: %s", why);
+	return r;
 }
 
 /* Constant-time: the time taken does not depend on where they differ. */

@@ -3239,30 +3239,32 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && b[12] == 127;
 }
 
-/*
- * The token file must be a regular file that only its owner can read or
- * write, holding one token of TOKEN_MIN..TOKEN_MAX visible characters and
- * an optional trailing newline. The token itself is not kept: the admin
- * module reads it when it starts; this only refuses a config that would
- * leave the API open or unusable. O_NONBLOCK keeps a FIFO from hanging
- * the load; fstat() on the open descriptor judges what was opened.
- */
-static int check_token_file(const char *path, char *why, size_t whylen)
+int config_read_secret(const char *path, const char *what, size_t max,
+		       char **out, size_t *outlen, char *why, size_t whylen)
 {
-	char buf[TOKEN_MAX + 3];
+	size_t cap = max + 3, n = 0;
 	const char *who;
 	struct stat st;
-	size_t n = 0, i;
+	char *buf;
 	ssize_t r;
-	int fd, rc = -1;
+	int fd, rc = -EINVAL;
 
+	*out = NULL;
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
+		rc = -errno;
 		snprintf(why, whylen, "cannot open %s: %s", path,
 			 strerror(errno));
-		return -1;
+		return rc;
+	}
+	buf = malloc(cap);
+	if (buf == NULL) {
+		close(fd);
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
 	}
 	if (fstat(fd, &st) < 0) {
+		rc = -errno;
 		snprintf(why, whylen, "cannot stat %s: %s", path,
 			 strerror(errno));
 		goto fail;
@@ -3281,13 +3283,15 @@ static int check_token_file(const char *path, char *why, size_t whylen)
 		snprintf(why, whylen,
 			 "%s is %s by others (mode %04o); run chmod 600 %s",
 			 path, who, (unsigned)(st.st_mode & 07777), path);
+		rc = -EPERM;
 		goto fail;
 	}
-	while (n < sizeof buf) {
-		r = read(fd, buf + n, sizeof buf - n);
+	while (n < cap - 1) {
+		r = read(fd, buf + n, cap - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
+			rc = -errno;
 			snprintf(why, whylen, "cannot read %s: %s", path,
 				 strerror(errno));
 			goto fail;
@@ -3300,11 +3304,43 @@ static int check_token_file(const char *path, char *why, size_t whylen)
 		n--;
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
-	if (n > TOKEN_MAX) {
-		snprintf(why, whylen, "the token in %s is longer than %d "
-			 "characters", path, TOKEN_MAX);
+	if (n > max) {
+		snprintf(why, whylen, "the %s in %s is longer than %zu %s", what,
+			 path, max, strcmp(what, "token") == 0 ? "characters"
+							       : "bytes");
 		goto fail;
 	}
+	buf[n] = '\0';
+	close(fd);
+	*out = buf;
+	*outlen = n;
+	return 0;
+fail:
+	explicit_bzero(buf, cap);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+void config_free_secret(char *s, size_t len)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, len);
+	free(s);
+}
+
+int config_read_token(const char *path, char **out, char *why,
+		      size_t whylen)
+{
+	char *buf;
+	size_t n, i;
+	int rc;
+
+	rc = config_read_secret(path, "token", TOKEN_MAX, &buf, &n, why,
+				whylen);
+	if (rc < 0)
+		return rc;
 	for (i = 0; i < n; i++) {
 		if (!is_visible((unsigned char)buf[i])) {
 			snprintf(why, whylen, "the token in %s holds a space "
@@ -3317,11 +3353,28 @@ static int check_token_file(const char *path, char *why, size_t whylen)
 			 "characters, need at least %d)", path, n, TOKEN_MIN);
 		goto fail;
 	}
-	rc = 0;
+	*out = buf;
+	return 0;
 fail:
-	explicit_bzero(buf, sizeof buf);
-	close(fd);
-	return rc;
+	config_free_secret(buf, n);
+	return -EINVAL;
+}
+
+/*
+ * The token file must be a regular file that only its owner can read or
+ * write, holding one token of TOKEN_MIN..TOKEN_MAX visible characters and
+ * an optional trailing newline. The token itself is not kept: the admin
+ * module reads it when it starts; this only refuses a config that would
+ * leave the API open or unusable.
+ */
+static int check_token_file(const char *path, char *why, size_t whylen)
+{
+	char *tok;
+
+	if (config_read_token(path, &tok, why, whylen) < 0)
+		return -1;
+	config_free_secret(tok, strlen(tok));
+	return 0;
 }
 
 static int check_admin(struct loader *l, void *obj, const struct mapinfo *mi)

@@ -497,6 +497,23 @@ extern const char *const config_notify_type_names[];
 extern const char *const config_notify_format_names[];
 extern const char *const config_notify_tls_names[];
 
+/*
+ * Reads a secret kept in a file (the admin token, a notifier's password):
+ * a regular file that only its owner may read or write, at most max
+ * bytes once one trailing newline (and CR) is dropped. O_NONBLOCK keeps
+ * a FIFO from hanging the caller. Returns 0 with *out a malloc'd,
+ * NUL-ended copy of *outlen bytes (free it with config_free_secret), or
+ * a negative errno with why saying what to fix ("... run chmod 600
+ * ..."). what names the secret in messages ("token", "password").
+ */
+int config_read_secret(const char *path, const char *what, size_t max,
+		       char **out, size_t *outlen, char *why, size_t whylen);
+/* Wipes and frees a secret. */
+void config_free_secret(char *s, size_t len);
+/* The admin token: a secret of 16 to 1024 visible characters. */
+int config_read_token(const char *path, char **out, char *why,
+		      size_t whylen);
+
 /* A duration as the config file writes it ("500ms", "90s", "15m", "2h",
  * "1d") into milliseconds. Returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *ms);

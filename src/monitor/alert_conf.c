@@ -438,83 +438,26 @@ static int build_slo(struct builder *b, size_t idx, struct alert_rule *rules,
 static int read_password(struct builder *b, const char *path, int line,
 			 const char *key, const char **out)
 {
-	char buf[PASSWORD_MAX + 3], *pw;
-	struct stat st;
-	size_t n = 0;
-	ssize_t r;
-	int fd, rc;
+	char why[PATH_MAX * 2 + 128];
+	char *pw;
+	size_t n;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return bfail(b, line, key, "cannot open %s: %s", path,
-			     strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		rc = bfail(b, line, key, "cannot stat %s: %s", path,
-			   strerror(errno));
-		goto fail;
+	rc = config_read_secret(path, "password", PASSWORD_MAX, &pw, &n, why,
+				sizeof(why));
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : bfail(b, line, key, "%s", why);
+	if (n == 0 || memchr(pw, '\n', n) != NULL || memchr(pw, '\0', n) != NULL) {
+		config_free_secret(pw, n);
+		return bfail(b, line, key,
+			     "%s must hold the password on one line", path);
 	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = bfail(b, line, key, "%s is not a regular file", path);
-		goto fail;
-	}
-	if (st.st_mode & 077) {
-		rc = bfail(b, line, key,
-			   "%s is %s by others (mode %04o); run chmod 600 %s",
-			   path,
-			   (st.st_mode & 044)	? "readable"
-			   : (st.st_mode & 022) ? "writable"
-						: "accessible",
-			   (unsigned)(st.st_mode & 07777), path);
-		goto fail;
-	}
-	while (n < sizeof(buf)) {
-		r = read(fd, buf + n, sizeof(buf) - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = bfail(b, line, key, "cannot read %s: %s", path,
-				   strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	if (n > PASSWORD_MAX) {
-		rc = bfail(b, line, key,
-			   "the password in %s is longer than %d bytes", path,
-			   PASSWORD_MAX);
-		goto fail;
-	}
-	if (n == 0 || memchr(buf, '\n', n) != NULL ||
-	    memchr(buf, '\0', n) != NULL) {
-		rc = bfail(b, line, key,
-			   "%s must hold the password on one line", path);
-		goto fail;
-	}
-	pw = malloc(n + 1);
-	if (pw == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	memcpy(pw, buf, n);
-	pw[n] = '\0';
 	if (own(b->priv, pw, OWN_SECRET, n + 1) < 0) {
-		explicit_bzero(pw, n + 1);
-		free(pw);
-		rc = -ENOMEM;
-		goto fail;
+		config_free_secret(pw, n);
+		return -ENOMEM;
 	}
 	*out = pw;
-	rc = 0;
-fail:
-	explicit_bzero(buf, sizeof(buf));
-	close(fd);
-	return rc;
+	return 0;
 }
 
 static int build_channel(struct builder *b, size_t idx,
