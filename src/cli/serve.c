@@ -88,6 +88,7 @@ static void on_proxy_stopped(struct proxy *p, void *ud)
 	if (s->admin)
 		admin_set_monitor(s->admin, NULL, NULL);
 	uv_close((uv_handle_t *)&s->monitor_tick, NULL);
+	uv_close((uv_handle_t *)&s->alert_tick, NULL);
 	host_rates_free(&s->host_rates);
 	host_sample_free(&s->host_prev);
 	host_sample_free(&s->host_cur);
@@ -124,7 +125,7 @@ static void alerts_stop(struct serve *s)
 		return;
 	if (s->admin)
 		admin_set_alerts(s->admin, NULL);
-	uv_close((uv_handle_t *)&s->alert_tick, NULL);
+	uv_timer_stop(&s->alert_tick);
 	/* Saves the alerts' states; a restart neither pages again nor
 	 * forgets a resolution. */
 	alert_engine_free(s->alerts);
@@ -173,8 +174,6 @@ static int alerts_start(struct serve *s, const struct alert_setup *su,
 		s->asrc = NULL;
 		return r;
 	}
-	uv_timer_init(&s->loop, &s->alert_tick);
-	s->alert_tick.data = s;
 	s->alert_interval_ms = 0;
 	alert_timing(s, su);
 	/* The first snapshot of the histograms: windows start here. */
@@ -481,6 +480,10 @@ int cli_serve(struct config *cfg, const struct cli_demo_opts *demo)
 		}
 		uv_timer_init(&s.loop, &s.monitor_tick);
 		s.monitor_tick.data = &s;
+		/* Started when alerts are enabled, stopped when a reload
+		 * turns them off; closed with the monitor tick. */
+		uv_timer_init(&s.loop, &s.alert_tick);
+		s.alert_tick.data = &s;
 		monitor_tick_cb(&s.monitor_tick);
 		uv_timer_start(&s.monitor_tick, monitor_tick_cb, 1000, 1000);
 		/* The last shard of the proxy's registry is the control

@@ -555,3 +555,46 @@ def test_error_rate_latency_and_slo_burn_from_real_traffic(
                what="HighLatency")
     v = hook.alerts("firing", "HighLatency")[0]["value"]
     assert 0.11 < v < 0.14, v  # p99 of the window: a 120 ms request
+
+
+def test_reload_changes_rules_and_refuses_bad_ones(origin, edge, tmp_path,
+                                                   hook):
+    op = origin("o1")
+    extra = alerts_yaml(tmp_path, op, webhook_yaml("hook", hook.url))
+    e = edge([("b0", op)], extra=extra)
+    down(op)
+    wait_until(lambda: hook.alerts("firing", "WebDown"), timeout=15,
+               what="firing")
+
+    orig = open(e.cfg_path).read()
+
+    def reload(text):
+        with open(e.cfg_path, "w") as f:
+            f.write(orig.replace(extra, text))
+        r = e.api("POST", "/api/v1/reload")
+        return r
+
+    # A rule that does not parse: refused with file:line, nothing changes.
+    bad = extra.replace("function: max", "function: maximum")
+    r = reload(bad)
+    assert r.status_code in (400, 422, 500), r.text
+    assert "rules[0].function" in r.text and e.cfg_path in r.text
+    assert alert_state(e, "WebDown") == "firing"
+    # The rule removed: its firing alert is resolved at once.
+    r = reload(extra.replace("WebDown", "WebIsDown").replace(
+        "threshold: 0", "threshold: -1"))
+    assert r.status_code == 200, r.text
+    wait_until(lambda: hook.alerts("resolved", "WebDown"), timeout=10,
+               what="the removed rule's alert resolved")
+    assert any(x["name"] == "WebIsDown" for x in alerts(e)["rules"])
+    # Alerts off: the API says so; on again: evaluating again.
+    r = reload(extra.replace("  alerts:\n", "  alerts:\n    enabled: false\n"))
+    assert r.status_code == 200, r.text
+    assert alerts(e)["enabled"] is False
+    r = e.api("POST", "/api/v1/silences",
+              json={"matchers": "a=b", "duration": "1h"})
+    assert r.status_code == 409
+    r = reload(extra)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: alert_state(e, "WebDown") == "firing", timeout=15,
+               what="WebDown firing again after alerts came back")
