@@ -118,6 +118,7 @@ struct runtime {
 	struct rpool *pools;
 	size_t npools;
 	struct rmetrics *route_m; /* [nroutes], or [1] without routes */
+	int request_metrics; /* monitor.request_metrics: record route_m */
 };
 
 /* A connection to a backend, owned by one worker. */
@@ -220,10 +221,18 @@ struct worker {
 	struct http_limits limits;
 	struct budget budget;
 	struct accesslog_batch *alog;
-	char *spare[8]; /* cached read buffers (WORKER_BUF_CAP bytes) */
+	/* Cached read buffers (WORKER_BUF_CAP bytes): one per request in
+	 * flight, so enough for the usual concurrency to need no malloc. */
+	char *spare[64];
 	unsigned nspare;
-	struct http_header *spare_hdrs[32]; /* cached header arrays */
-	unsigned nspare_hdrs;
+	struct creq *spare_rq; /* cached request states (session.c) */
+	unsigned nspare_rq;
+	uv_timer_t ctimer; /* session.c: the clients' deadlines */
+	uint64_t ctimer_due; /* when it fires; 0 = not armed */
+	struct client **theap; /* min-heap by timer_due */
+	uint32_t theap_n, theap_cap;
+	struct client *free_clients; /* session.c: slab allocation */
+	void *slabs;
 	/* Sessions whose idempotency wait ended, handed over by whichever
 	 * thread completed the first request. */
 	pthread_mutex_t woken_lock;
@@ -262,37 +271,30 @@ enum cstate {
 	C_CLOSED,
 };
 
-/* A client connection and the request it is serving. */
-struct client {
-	uv_tcp_t tcp;
-	uv_timer_t timer;     /* header, keep-alive, body, queue timeouts */
-	uint64_t deadline;    /* of timer, lazily (see struct bconn) */
-	uint64_t timer_due;
-	uv_timer_t req_timer; /* the whole request */
-	uv_write_t write;
-	struct worker *w;
-	struct client *prev, *next;
-	struct client *qnext; /* queue link */
-	enum cstate state;
-	int handles_open;
-	char peer[64];	   /* the client's address, for X-Forwarded-For */
-	char peer_log[64]; /* as logs show it (anonymised when configured) */
+/*
+ * The state of one request on a client connection. Taken from the
+ * worker's cache when a request's first byte arrives and given back when
+ * the connection goes idle, so an idle keep-alive connection holds only
+ * its struct client. The buffers (and their memory) stay with the object
+ * in the cache; everything from `write` on starts zeroed for each use.
+ */
+struct creq {
+	struct buf reqhead;  /* serialized head for the backend */
+	struct buf out;	     /* serialized head (or error) for the client */
+	struct buf dechunk;  /* chunked body decoded for HTTP/1.0 clients */
+	struct creq *next_spare; /* worker's cache */
 
-	struct buf in; /* the request head from in.data[0]; then body */
-	size_t in_pos; /* next byte of in not yet forwarded */
-	size_t req_end; /* where the request ends in in, once req_body_done */
+	uv_write_t write;    /* to the client */
+	struct client *qnext; /* queue link */
+	size_t req_end; /* where the request ends in c->in, once req_body_done */
 	struct http_parser parser;
 	struct http_msg req;
-	struct http_header *hdrs;
 
 	/* The request's config: the view it started on (one reference). */
 	struct wview *view;
 	const struct cfg_route *route; /* NULL: no routes configured */
 	struct wpool *wp;
 
-	struct buf reqhead;  /* serialized head for the backend */
-	struct buf out;	     /* serialized head (or error) for the client */
-	struct buf dechunk;  /* chunked body decoded for HTTP/1.0 clients */
 	struct bconn *bc;
 	struct wbackend *wb;
 	struct wbackend *tried[12]; /* backends that failed this request */
@@ -300,6 +302,8 @@ struct client {
 	uint32_t attempts;
 	uint32_t retries;
 	char sticky_set[24];	 /* cookie value to set on the response */
+	char peer_log[64]; /* as logs show the client (anonymised when
+			    * configured); filled on first use */
 
 	/* Idempotency at the edge (routes[].idempotency). */
 	char *idem_key;		 /* route name, '\n', key; NULL if none */
@@ -326,9 +330,6 @@ struct client {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 
-	unsigned reading : 1;
-	unsigned paused : 1; /* reading stopped: buffer pinned or full */
-	unsigned writing : 1;
 	unsigned in_flight : 1;
 	unsigned req_head_sent : 1;
 	unsigned req_body_done : 1;
@@ -337,11 +338,34 @@ struct client {
 	unsigned resp_head_sent : 1;
 	unsigned resp_body_done : 1;
 	unsigned dechunking : 1;
-	unsigned close_after : 1;
 	unsigned counted_active : 1; /* wb->st->active holds this request */
 	unsigned idem_owner : 1;     /* must complete or abort idem_key */
 	unsigned idem_waiting : 1;   /* idem_waiter is registered */
 	unsigned idem_too_big : 1;   /* the response is not recorded */
+
+	struct http_header hdrs[]; /* [limits.max_headers] */
+};
+
+/* A client connection: what it holds while idle. */
+struct client {
+	uv_tcp_t tcp;
+	/* Deadlines, lazily, on the worker's timer heap (session.c). */
+	uint64_t deadline;    /* header, keep-alive, body, queue; 0 = none */
+	uint64_t req_deadline; /* the whole request; 0 = none */
+	uint64_t timer_due;   /* its key in w->theap; 0 = not there */
+	uint32_t theap_idx;   /* index in w->theap + 1; 0 = not there */
+	struct worker *w;
+	struct client *prev, *next;
+	struct creq *rq;      /* from a request's first byte until idle */
+	struct buf in; /* the request head from in.data[0]; then body */
+	size_t in_pos; /* next byte of in not yet forwarded */
+	char peer[48]; /* the client's address, for X-Forwarded-For */
+	uint8_t state; /* enum cstate */
+	uint8_t handles_open;
+	unsigned reading : 1;
+	unsigned paused : 1; /* reading stopped: buffer pinned or full */
+	unsigned writing : 1; /* rq->write is in flight */
+	unsigned close_after : 1;
 };
 
 /* runtime.c */
@@ -368,6 +392,13 @@ void backend_success(struct backend *b);
 void session_accept(struct worker *w);
 void session_shutdown_idle(struct worker *w);
 void session_close_all(struct worker *w);
+/* The worker's timer for client deadlines: set up with the loop, closed
+ * with the worker's other handles. */
+void session_timers_init(struct worker *w);
+void session_timers_close(struct worker *w);
+/* Frees the worker's cached request states and its client slabs: after
+ * the last client's close callback ran. */
+void session_cache_free(struct worker *w);
 /* Called by upstream.c when a new backend connection is up (status 0) or
  * failed (negative errno). */
 void session_on_connect(struct bconn *bc, int status);

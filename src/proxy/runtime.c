@@ -112,6 +112,7 @@ struct runtime *runtime_new(struct config *cfg, struct runtime *prev,
 	SK_ASSERT(rt != NULL);
 	atomic_init(&rt->refs, 1);
 	rt->cfg = config_ref(cfg);
+	rt->request_metrics = cfg->monitor.request_metrics;
 	rt->npools = cfg->npools;
 	rt->pools = calloc(rt->npools, sizeof(*rt->pools));
 	SK_ASSERT(rt->pools != NULL);

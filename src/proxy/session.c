@@ -6,7 +6,11 @@
  * Bodies are streamed, never buffered whole. Each direction has at most
  * one write in flight, and the side that feeds it stops reading until the
  * write completes: the kernel's socket buffers do the queueing, and a slow
- * reader slows its writer down instead of growing our memory. Request
+ * reader slows its writer down instead of growing our memory. A write is
+ * tried on the socket at once (send_bufs()); only what the socket does not
+ * take goes through uv_write. So completion work runs either inline (the
+ * pump loops) or in the write callback, and code after a pump must expect
+ * the request, or the connection, to have ended. Request
  * bodies pass through untouched (Content-Length or chunked; the chunked
  * decoder only finds where the body ends), so what reaches the backend is
  * exactly what the parser accepted.
@@ -22,21 +26,33 @@
  * requests), so retries cannot multiply an outage. A POST that left is
  * never sent twice: that is how a checkout is never placed twice.
  *
+ * Memory: an idle keep-alive connection holds its struct client (from a
+ * per-worker slab, no libuv handle but its socket's) and a slot in the
+ * worker's timer heap, nothing else. The request state (struct creq, with
+ * the header array) and the read buffer come from per-worker caches when
+ * a request's first byte arrives and go back when the connection is idle
+ * again.
+ *
  * Invariants:
+ *   - c->rq is set from a request's first byte until the connection is
+ *     idle again (state C_IDLE: c->rq == NULL) or freed.
  *   - c->in holds the current request head from offset 0 until the request
  *     is finished; body bytes after it stay while the body is replayable
  *     and are dropped once written otherwise (in.len cut back to head_len).
- *   - c->bc is set exactly while a backend connection serves this request,
+ *   - c->rq->bc is set exactly while a backend connection serves this request,
  *     and bc->c == c.
- *   - c->view is held (a reference) from the head to the end of the
+ *   - c->rq->view is held (a reference) from the head to the end of the
  *     request: the request runs on the config it started on.
- *   - wb->st->active counts the request while c->counted_active.
+ *   - wb->st->active counts the request while c->rq->counted_active.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -48,6 +64,7 @@
 #define EWMA_TAU_US 10e6
 
 static void client_close(struct client *c);
+static void rq_put(struct client *c);
 
 /* Whether m is among the config's methods (struct cfg_method indexes
  * config_method_names; this map turns them into the parser's enum). */
@@ -88,7 +105,28 @@ static inline uint64_t now_us(void)
 
 static const struct config *ccfg(struct client *c)
 {
-	return c->view ? c->view->rt->cfg : c->w->view->rt->cfg;
+	return c->rq && c->rq->view ? c->rq->view->rt->cfg : c->w->view->rt->cfg;
+}
+
+/* The client's address as logs show it: anonymised when the access log
+ * says so. Formatted on first use, as only error paths log it. */
+static const char *peer_log(struct client *c)
+{
+	const struct cfg_access_log *al = &ccfg(c)->access_log;
+	struct creq *rq = c->rq;
+
+	if (rq == NULL)
+		return c->peer;
+	if (rq->peer_log[0] == '\0') {
+		if (al->enabled && al->anonymize_ip)
+			accesslog_anonymize(c->peer, (uint8_t)al->ipv4_prefix,
+					    (uint8_t)al->ipv6_prefix, rq->peer_log,
+					    sizeof(rq->peer_log));
+		else
+			snprintf(rq->peer_log, sizeof(rq->peer_log), "%s",
+				 c->peer);
+	}
+	return rq->peer_log;
 }
 
 static const struct cfg_timeouts *tmo(struct client *c)
@@ -98,22 +136,22 @@ static const struct cfg_timeouts *tmo(struct client *c)
 
 static uint32_t connect_ms(struct client *c)
 {
-	if (c->route && c->route->timeouts.connect_ms)
-		return c->route->timeouts.connect_ms;
+	if (c->rq->route && c->rq->route->timeouts.connect_ms)
+		return c->rq->route->timeouts.connect_ms;
 	return tmo(c)->connect_ms;
 }
 
 static uint32_t response_ms(struct client *c)
 {
-	if (c->route && c->route->timeouts.backend_response_ms)
-		return c->route->timeouts.backend_response_ms;
+	if (c->rq->route && c->rq->route->timeouts.backend_response_ms)
+		return c->rq->route->timeouts.backend_response_ms;
 	return tmo(c)->backend_response_ms;
 }
 
 static uint32_t request_ms(struct client *c)
 {
-	if (c->route && c->route->timeouts.request_ms)
-		return c->route->timeouts.request_ms;
+	if (c->rq->route && c->rq->route->timeouts.request_ms)
+		return c->rq->route->timeouts.request_ms;
 	return tmo(c)->request_ms;
 }
 
@@ -143,7 +181,7 @@ static void client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 	if (c->in.data == NULL)
 		worker_buf_get(c->w, &c->in);
 	if (c->in.cap - c->in.len < MIN_READ + 1) {
-		if (c->bwrite_n > 0) {
+		if (c->rq && c->rq->bwrite_n > 0) {
 			c->paused = 1; /* in.data is in a backend write */
 			return;
 		}
@@ -182,18 +220,166 @@ static void client_resume(struct client *c)
 	}
 }
 
-static void timer_cb(uv_timer_t *t);
+/*
+ * Client deadlines. A client has two: the phase's (header, keep-alive,
+ * body, queue; c->deadline) and the whole request's (c->req_deadline).
+ * They are kept lazily: moving one later, or clearing it, only sets the
+ * field, and when the earlier due time comes, client_timeout() re-arms
+ * for what is left. So a request normally costs no timer work at all.
+ *
+ * The clients' due times are in one binary min-heap per worker, under
+ * one libuv timer (w->ctimer), instead of a uv_timer_t per connection:
+ * an idle connection holds 8 bytes of heap slot and 4 of index instead
+ * of a 152-byte handle.
+ */
+static void client_timeout(struct client *c);
 
-/* The client's deadline, ms from now; lazily, like bconn_deadline(). */
-static void client_timer(struct client *c, uint64_t ms)
+static int theap_less(struct worker *w, uint32_t a, uint32_t b)
 {
-	uint64_t due = uv_now(&c->w->loop) + ms;
+	return w->theap[a]->timer_due < w->theap[b]->timer_due;
+}
 
-	c->deadline = due;
+static void theap_swap(struct worker *w, uint32_t a, uint32_t b)
+{
+	struct client *t = w->theap[a];
+
+	w->theap[a] = w->theap[b];
+	w->theap[b] = t;
+	w->theap[a]->theap_idx = a + 1;
+	w->theap[b]->theap_idx = b + 1;
+}
+
+static void theap_up(struct worker *w, uint32_t i)
+{
+	while (i > 0 && theap_less(w, i, (i - 1) / 2)) {
+		theap_swap(w, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void theap_down(struct worker *w, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+
+		if (l < w->theap_n && theap_less(w, l, m))
+			m = l;
+		if (l + 1 < w->theap_n && theap_less(w, l + 1, m))
+			m = l + 1;
+		if (m == i)
+			return;
+		theap_swap(w, i, m);
+		i = m;
+	}
+}
+
+static void theap_del(struct client *c)
+{
+	struct worker *w = c->w;
+	uint32_t i = c->theap_idx - 1;
+
+	if (c->theap_idx == 0)
+		return;
+	c->theap_idx = 0;
+	c->timer_due = 0;
+	if (i != --w->theap_n) {
+		w->theap[i] = w->theap[w->theap_n];
+		w->theap[i]->theap_idx = i + 1;
+		theap_up(w, i);
+		theap_down(w, i);
+	}
+}
+
+static void ctimer_cb(uv_timer_t *t);
+
+/* Arms the worker's timer for the heap's first due time, if earlier than
+ * what it is armed for. */
+static void ctimer_arm(struct worker *w)
+{
+	uint64_t due, now;
+
+	if (w->theap_n == 0)
+		return;
+	due = w->theap[0]->timer_due;
+	if (w->ctimer_due && w->ctimer_due <= due)
+		return;
+	w->ctimer_due = due;
+	now = uv_now(&w->loop);
+	uv_timer_start(&w->ctimer, ctimer_cb, due > now ? due - now : 0, 0);
+}
+
+static void ctimer_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	uint64_t now = uv_now(&w->loop);
+
+	w->ctimer_due = 0;
+	/* A deadline set from here is at least now + 1 (timer_arm), so
+	 * this ends. */
+	while (w->theap_n > 0 && w->theap[0]->timer_due <= now) {
+		struct client *c = w->theap[0];
+
+		theap_del(c);
+		client_timeout(c);
+	}
+	ctimer_arm(w);
+}
+
+void session_timers_init(struct worker *w)
+{
+	uv_timer_init(&w->loop, &w->ctimer);
+	w->ctimer.data = w;
+	/* Client connections keep the loop alive, not their deadlines. */
+	uv_unref((uv_handle_t *)&w->ctimer);
+}
+
+void session_timers_close(struct worker *w)
+{
+	if (!uv_is_closing((uv_handle_t *)&w->ctimer))
+		uv_close((uv_handle_t *)&w->ctimer, NULL);
+	free(w->theap);
+	w->theap = NULL;
+	w->theap_n = w->theap_cap = 0;
+}
+
+static void timer_arm(struct client *c)
+{
+	struct worker *w = c->w;
+	uint64_t due = c->deadline, now = uv_now(&w->loop);
+
+	if (c->req_deadline && (due == 0 || c->req_deadline < due))
+		due = c->req_deadline;
+	if (due == 0 || c->state == C_CLOSED)
+		return;
 	if (c->timer_due && c->timer_due <= due)
 		return; /* fires earlier and re-arms for the rest */
-	c->timer_due = due;
-	uv_timer_start(&c->timer, timer_cb, ms, 0);
+	if (due <= now)
+		due = now + 1;
+	if (c->theap_idx) {
+		c->timer_due = due; /* earlier: up */
+		theap_up(w, c->theap_idx - 1);
+	} else {
+		if (w->theap_n == w->theap_cap) {
+			uint32_t cap = w->theap_cap ? 2 * w->theap_cap : 256;
+			struct client **h = realloc(w->theap, cap * sizeof(*h));
+
+			SK_ASSERT(h != NULL);
+			w->theap = h;
+			w->theap_cap = cap;
+		}
+		c->timer_due = due;
+		w->theap[w->theap_n] = c;
+		c->theap_idx = ++w->theap_n;
+		theap_up(w, w->theap_n - 1);
+	}
+	ctimer_arm(w);
+}
+
+/* The phase's deadline, ms from now. */
+static void client_timer(struct client *c, uint64_t ms)
+{
+	c->deadline = uv_now(&c->w->loop) + ms;
+	timer_arm(c);
 }
 
 static void client_timer_off(struct client *c)
@@ -203,6 +389,61 @@ static void client_timer_off(struct client *c)
 
 /* --- the request's end: stats, log, slots ---------------------------------- */
 
+/*
+ * struct client comes from per-worker slabs of mmap'd memory, not from
+ * malloc: the read buffers that come and go with every request would
+ * otherwise leave holes in the heap that long-lived connections fill,
+ * and the heap, fragmented, grows by a few hundred bytes per idle
+ * connection. Slabs are unmapped when the worker ends. Under ASan,
+ * plain calloc and free, so that use after free is caught.
+ */
+#define CLIENT_SLAB (64 * 1024)
+
+struct client_slab {
+	struct client_slab *next;
+};
+
+static struct client *client_slab_get(struct worker *w)
+{
+	struct client *c;
+
+#ifdef __SANITIZE_ADDRESS__
+	(void)w;
+	return calloc(1, sizeof(*c));
+#else
+	if (w->free_clients == NULL) {
+		char *p = mmap(NULL, CLIENT_SLAB, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		size_t off = (sizeof(struct client_slab) + 63) & ~(size_t)63;
+
+		if (p == MAP_FAILED)
+			return NULL;
+		((struct client_slab *)(void *)p)->next = w->slabs;
+		w->slabs = p;
+		for (; off + sizeof(*c) <= CLIENT_SLAB; off += sizeof(*c)) {
+			c = (struct client *)(void *)(p + off);
+			c->next = w->free_clients;
+			w->free_clients = c;
+		}
+	}
+	c = w->free_clients;
+	w->free_clients = c->next;
+	memset(c, 0, sizeof(*c));
+	return c;
+#endif
+}
+
+static void client_slab_put(struct worker *w, struct client *c)
+{
+#ifdef __SANITIZE_ADDRESS__
+	(void)w;
+	free(c);
+#else
+	c->next = w->free_clients;
+	w->free_clients = c;
+#endif
+}
+
 static void client_free_cb(uv_handle_t *h)
 {
 	struct client *c = h->data;
@@ -210,21 +451,18 @@ static void client_free_cb(uv_handle_t *h)
 	if (--c->handles_open > 0)
 		return;
 	buf_fini(&c->in);
-	buf_fini(&c->reqhead);
-	buf_fini(&c->out);
-	buf_fini(&c->dechunk);
-	free(c->hdrs);
-	free(c);
+	rq_put(c);
+	client_slab_put(c->w, c);
 }
 
 /* The request no longer occupies wb. */
 static void release_active(struct client *c)
 {
-	struct wbackend *wb = c->wb;
+	struct wbackend *wb = c->rq->wb;
 
-	if (!c->counted_active)
+	if (!c->rq->counted_active)
 		return;
-	c->counted_active = 0;
+	c->rq->counted_active = 0;
 	atomic_fetch_sub_explicit(&wb->st->active, 1, memory_order_relaxed);
 	upstream_slot_freed(wb->wp);
 }
@@ -233,12 +471,13 @@ static void count_status(struct client *c, int status)
 {
 	int cls = status / 100;
 
-	c->status = status;
+	c->rq->status = status;
 	counter_add(&c->w->st.responses[(cls >= 1 && cls <= 5) ? cls : 0], 1);
 }
 
-static void access_log(struct client *c)
+static void access_log(struct client *c, uint64_t end_us)
 {
+	struct creq *rq = c->rq;
 	struct accesslog_entry e;
 	const char *base = c->in.data;
 	int i;
@@ -246,34 +485,34 @@ static void access_log(struct client *c)
 	if (c->w->alog == NULL || base == NULL)
 		return;
 	memset(&e, 0, sizeof(e));
-	e.wall_ms = c->t_start_wall_ms;
+	e.wall_ms = rq->t_start_wall_ms;
 	e.client_ip = c->peer;
-	e.method = base + c->req.method_s.off;
-	e.method_len = c->req.method_s.len;
-	e.target = base + c->req.target.off;
-	e.target_len = c->req.target.len;
-	e.version_minor = c->req.version_minor;
-	e.status = c->status;
-	e.bytes_sent = c->bytes_out;
-	e.bytes_received = c->bytes_in;
-	if (c->req.host_idx >= 0) {
-		e.host = base + c->req.headers[c->req.host_idx].value.off;
-		e.host_len = c->req.headers[c->req.host_idx].value.len;
+	e.method = base + rq->req.method_s.off;
+	e.method_len = rq->req.method_s.len;
+	e.target = base + rq->req.target.off;
+	e.target_len = rq->req.target.len;
+	e.version_minor = rq->req.version_minor;
+	e.status = rq->status;
+	e.bytes_sent = rq->bytes_out;
+	e.bytes_received = rq->bytes_in;
+	if (rq->req.host_idx >= 0) {
+		e.host = base + rq->req.headers[rq->req.host_idx].value.off;
+		e.host_len = rq->req.headers[rq->req.host_idx].value.len;
 	}
-	if ((i = http_msg_find(&c->req, base, "referer", 0)) >= 0) {
-		e.referer = base + c->req.headers[i].value.off;
-		e.referer_len = c->req.headers[i].value.len;
+	if ((i = http_msg_find(&rq->req, base, "referer", 0)) >= 0) {
+		e.referer = base + rq->req.headers[i].value.off;
+		e.referer_len = rq->req.headers[i].value.len;
 	}
-	if ((i = http_msg_find(&c->req, base, "user-agent", 0)) >= 0) {
-		e.user_agent = base + c->req.headers[i].value.off;
-		e.user_agent_len = c->req.headers[i].value.len;
+	if ((i = http_msg_find(&rq->req, base, "user-agent", 0)) >= 0) {
+		e.user_agent = base + rq->req.headers[i].value.off;
+		e.user_agent_len = rq->req.headers[i].value.len;
 	}
-	e.route = c->route ? c->route->name : NULL;
-	e.pool = c->wp ? c->wp->cfg->name : NULL;
-	e.backend = c->wb ? c->wb->b->name : NULL;
-	e.total_ms = (double)(now_us() - c->t_start_us) / 1000.0;
-	e.upstream_ms = c->upstream_ms;
-	e.retries = c->retries;
+	e.route = rq->route ? rq->route->name : NULL;
+	e.pool = rq->wp ? rq->wp->cfg->name : NULL;
+	e.backend = rq->wb ? rq->wb->b->name : NULL;
+	e.total_ms = (double)(end_us - rq->t_start_us) / 1000.0;
+	e.upstream_ms = rq->upstream_ms;
+	e.retries = rq->retries;
 	accesslog_write(c->w->alog, &e);
 }
 
@@ -288,32 +527,33 @@ static struct idem_store *store(struct client *c)
  * gives its key up (a repeat may then go through), a waiter withdraws. */
 static void idem_end(struct client *c)
 {
+	struct creq *rq = c->rq;
 	struct worker *w = c->w;
 
-	if (c->idem_waiting) {
-		idem_cancel(store(c), &c->idem_waiter);
-		c->idem_waiting = 0;
+	if (rq->idem_waiting) {
+		idem_cancel(store(c), &rq->idem_waiter);
+		rq->idem_waiting = 0;
 	}
 	pthread_mutex_lock(&w->woken_lock);
-	if (c->idem_woken) {
+	if (rq->idem_woken) {
 		struct client **pp = &w->woken;
 
 		while (*pp && *pp != c)
-			pp = &(*pp)->wnext;
+			pp = &(*pp)->rq->wnext;
 		if (*pp)
-			*pp = c->wnext;
-		c->idem_woken = 0;
+			*pp = rq->wnext;
+		rq->idem_woken = 0;
 	}
 	pthread_mutex_unlock(&w->woken_lock);
-	if (c->idem_owner) {
-		idem_abort(store(c), c->idem_key, c->idem_klen);
-		c->idem_owner = 0;
+	if (rq->idem_owner) {
+		idem_abort(store(c), rq->idem_key, rq->idem_klen);
+		rq->idem_owner = 0;
 	}
-	free(c->idem_key);
-	c->idem_key = NULL;
-	buf_fini(&c->idem_head);
-	buf_fini(&c->idem_body);
-	c->idem_too_big = 0;
+	free(rq->idem_key);
+	rq->idem_key = NULL;
+	buf_fini(&rq->idem_head);
+	buf_fini(&rq->idem_body);
+	rq->idem_too_big = 0;
 }
 
 /* Runs on whichever thread completed the first request, under a store
@@ -324,9 +564,9 @@ static void on_idem_woken(struct idem_waiter *wt)
 	struct worker *w = c->w;
 
 	pthread_mutex_lock(&w->woken_lock);
-	c->wnext = w->woken;
+	c->rq->wnext = w->woken;
 	w->woken = c;
-	c->idem_woken = 1;
+	c->rq->idem_woken = 1;
 	pthread_mutex_unlock(&w->woken_lock);
 	uv_async_send(&w->wake);
 }
@@ -337,29 +577,29 @@ static void error_write_cb(uv_write_t *wr, int status);
 static void idem_replay(struct client *c, struct idem_response *r)
 {
 	uv_buf_t b[2];
-	int close = !c->req_body_done || !c->req.keep_alive || c->w->stopping;
+	int close = !c->rq->req_body_done || !c->rq->req.keep_alive || c->w->stopping;
 
 	if (!close)
-		c->in_pos = c->req_end; /* the next request starts there */
-	c->idem_resp = r;
+		c->in_pos = c->rq->req_end; /* the next request starts there */
+	c->rq->idem_resp = r;
 	client_read_stop(c);
 	client_timer_off(c);
-	buf_reset(&c->out);
-	buf_append(&c->out, r->head, r->head_len);
-	buf_appends(&c->out, "Idempotent-Replay: true\r\n");
+	buf_reset(&c->rq->out);
+	buf_append(&c->rq->out, r->head, r->head_len);
+	buf_appends(&c->rq->out, "Idempotent-Replay: true\r\n");
 	if (close)
-		buf_appends(&c->out, "Connection: close\r\n");
-	buf_appends(&c->out, "\r\n");
+		buf_appends(&c->rq->out, "Connection: close\r\n");
+	buf_appends(&c->rq->out, "\r\n");
 	c->close_after = close;
 	c->state = C_ERROR;
 	count_status(c, r->status);
-	c->bytes_out += c->out.len + r->body_len;
+	c->rq->bytes_out += c->rq->out.len + r->body_len;
 	request_end(c);
-	b[0] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	b[0] = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
 	b[1] = uv_buf_init(r->body, (unsigned)r->body_len);
-	c->write.data = c;
+	c->rq->write.data = c;
 	c->writing = 1;
-	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, b, r->body_len ? 2 : 1,
+	if (uv_write(&c->rq->write, (uv_stream_t *)&c->tcp, b, r->body_len ? 2 : 1,
 		     error_write_cb) != 0) {
 		c->writing = 0;
 		client_close(c);
@@ -376,64 +616,65 @@ static void reply_error(struct client *c, int status, const char *detail,
  */
 static int idem_step(struct client *c)
 {
+	struct creq *rq = c->rq;
 	const struct cfg_idempotency *ic;
 	struct idem_response *resp = NULL;
 	enum idem_result r;
 
-	if (c->idem_key == NULL) {
+	if (rq->idem_key == NULL) {
 		const char *base = c->in.data;
 		int i, listed;
 
-		if (c->route == NULL || !c->route->idempotency.enabled)
+		if (rq->route == NULL || !rq->route->idempotency.enabled)
 			return 0;
-		ic = &c->route->idempotency;
-		listed = method_listed(ic->methods, ic->nmethods, c->req.method);
-		i = http_msg_find(&c->req, base, "idempotency-key", 0);
-		if (!listed || i < 0 || c->req.headers[i].value.len == 0)
+		ic = &rq->route->idempotency;
+		listed = method_listed(ic->methods, ic->nmethods, rq->req.method);
+		i = http_msg_find(&rq->req, base, "idempotency-key", 0);
+		if (!listed || i < 0 || rq->req.headers[i].value.len == 0)
 			return 0;
-		if (c->req.headers[i].value.len > 255) {
+		if (rq->req.headers[i].value.len > 255) {
 			reply_error(c, 400, "the Idempotency-Key is longer than 255 "
 					    "characters",
 				    1);
 			return 1;
 		}
 		{
-			size_t rl = strlen(c->route->name);
-			size_t vl = c->req.headers[i].value.len;
+			size_t rl = strlen(rq->route->name);
+			size_t vl = rq->req.headers[i].value.len;
 			struct buf fp;
 
-			c->idem_klen = rl + 1 + vl;
-			c->idem_key = malloc(c->idem_klen + 1);
-			SK_ASSERT(c->idem_key != NULL);
-			memcpy(c->idem_key, c->route->name, rl);
-			c->idem_key[rl] = '\n';
-			memcpy(c->idem_key + rl + 1, base + c->req.headers[i].value.off,
+			rq->idem_klen = rl + 1 + vl;
+			rq->idem_key = malloc(rq->idem_klen + 1);
+			SK_ASSERT(rq->idem_key != NULL);
+			memcpy(rq->idem_key, rq->route->name, rl);
+			rq->idem_key[rl] = '\n';
+			memcpy(rq->idem_key + rl + 1, base + rq->req.headers[i].value.off,
 			       vl);
-			c->idem_key[c->idem_klen] = '\0';
+			rq->idem_key[rq->idem_klen] = '\0';
 			/* The same key must come with the same request:
 			 * method and target (the body is not compared). */
 			buf_init(&fp);
-			buf_append(&fp, base + c->req.method_s.off,
-				   c->req.method_s.len);
+			buf_append(&fp, base + rq->req.method_s.off,
+				   rq->req.method_s.len);
 			buf_appendc(&fp, ' ');
-			buf_append(&fp, base + c->req.target.off, c->req.target.len);
-			c->idem_fp = balance_hash(fp.data, fp.len);
+			buf_append(&fp, base + rq->req.target.off, rq->req.target.len);
+			rq->idem_fp = balance_hash(fp.data, fp.len);
 			buf_fini(&fp);
 		}
 	}
-	ic = &c->route->idempotency;
-	c->idem_waiter.cb = on_idem_woken;
-	c->idem_waiter.ud = c;
-	r = idem_begin(store(c), c->idem_key, c->idem_klen, c->idem_fp,
+	ic = &rq->route->idempotency;
+	rq->idem_waiter.cb = on_idem_woken;
+	rq->idem_waiter.ud = c;
+	r = idem_begin(store(c), rq->idem_key, rq->idem_klen, rq->idem_fp,
 		       ic->ttl_ms, clock_mono_ms(),
-		       ic->on_inflight == 0 ? &c->idem_waiter : NULL, &resp);
+		       ic->on_inflight == 0 ? &rq->idem_waiter : NULL, &resp);
 	switch (r) {
 	case IDEM_NEW:
-		c->idem_owner = 1;
+		rq->idem_owner = 1;
 		return 0;
 	case IDEM_DONE:
 		log_info("idempotent replay", "route=%s status=%d",
-			 c->route->name, resp->status);
+			 rq->route->name, resp->status);
 		idem_replay(c, resp);
 		return 1;
 	case IDEM_PENDING:
@@ -443,7 +684,7 @@ static int idem_step(struct client *c)
 				    0);
 			return 1;
 		}
-		c->idem_waiting = 1;
+		rq->idem_waiting = 1;
 		c->state = C_IDEMWAIT;
 		client_timer(c, ic->wait_ms);
 		return 1;
@@ -460,35 +701,43 @@ static int idem_step(struct client *c)
 static void request_end(struct client *c)
 {
 	struct worker *w = c->w;
+	struct creq *rq = c->rq;
+	uint64_t end_us = 0;
+	int metrics_on;
 
-	if (!c->in_flight)
+	if (rq == NULL || !rq->in_flight)
 		return;
-	c->in_flight = 0;
+	rq->in_flight = 0;
 	atomic_fetch_sub_explicit(&w->st.in_flight, 1, memory_order_relaxed);
-	uv_timer_stop(&c->req_timer);
-	if (c->view && c->status) {
-		const struct runtime *rt = c->view->rt;
+	c->req_deadline = 0;
+	/* The clock is read only for what needs it (see process_head()). */
+	metrics_on = rq->view && rq->view->rt->request_metrics;
+	if (metrics_on || w->alog)
+		end_us = now_us();
+	if (metrics_on && rq->status) {
+		const struct runtime *rt = rq->view->rt;
 		const struct rmetrics *m =
-			&rt->route_m[c->route ? (size_t)(c->route - rt->cfg->routes) : 0];
-		int cls = c->status / 100;
+			&rt->route_m[rq->route ? (size_t)(rq->route - rt->cfg->routes)
+					       : 0];
+		int cls = rq->status / 100;
 
 		metrics_counter_add(w->proxy->metrics, (unsigned)w->id,
 				    m->responses[(cls >= 1 && cls <= 5) ? cls : 0], 1);
 		metrics_hist_record(w->proxy->metrics, (unsigned)w->id, m->duration,
-				    now_us() - c->t_start_us);
+				    end_us - rq->t_start_us);
 	}
-	if (c->state == C_QUEUED && c->wp)
-		queue_remove(c->wp, c);
+	if (c->state == C_QUEUED && rq->wp)
+		queue_remove(rq->wp, c);
 	idem_end(c);
-	access_log(c);
+	access_log(c, end_us);
 	release_active(c);
-	if (c->view) {
-		wview_unref(c->view);
-		c->view = NULL;
+	if (rq->view) {
+		wview_unref(rq->view);
+		rq->view = NULL;
 	}
-	c->wp = NULL;
-	c->wb = NULL;
-	c->route = NULL;
+	rq->wp = NULL;
+	rq->wb = NULL;
+	rq->route = NULL;
 }
 
 static void client_close(struct client *c)
@@ -497,15 +746,15 @@ static void client_close(struct client *c)
 
 	if (c->state == C_CLOSED)
 		return;
-	if (c->bc) {
-		c->bc->c = NULL;
-		upstream_close(c->bc);
-		c->bc = NULL;
+	if (c->rq && c->rq->bc) {
+		c->rq->bc->c = NULL;
+		upstream_close(c->rq->bc);
+		c->rq->bc = NULL;
 	}
 	request_end(c);
-	if (c->idem_resp && !c->writing) {
-		idem_response_unref(c->idem_resp);
-		c->idem_resp = NULL;
+	if (c->rq && c->rq->idem_resp && !c->writing) {
+		idem_response_unref(c->rq->idem_resp);
+		c->rq->idem_resp = NULL;
 	}
 	c->state = C_CLOSED;
 	if (c->prev)
@@ -516,12 +765,47 @@ static void client_close(struct client *c)
 		c->next->prev = c->prev;
 	w->nclients--;
 	atomic_fetch_sub_explicit(&w->st.connections, 1, memory_order_relaxed);
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, client_free_cb);
-	uv_close((uv_handle_t *)&c->req_timer, client_free_cb);
+	theap_del(c);
 	uv_close((uv_handle_t *)&c->tcp, client_free_cb);
 	if (w->stopping && w->nclients == 0)
 		uv_async_send(&w->wake);
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+/*
+ * Writes bufs to s: first straight to the socket (uv_try_write), then what
+ * the socket did not take with uv_write(wr, ..., cb). Returns 1 when all
+ * of it went (cb is not called: the caller does the completion work
+ * itself), 0 when a write is pending (cb will be called), or a negative
+ * errno (cb is not called). Consumes bufs.
+ *
+ * A write that completes at once costs one syscall; through uv_write it
+ * would also cost two epoll_ctl calls (libuv arms POLLOUT for the
+ * completion and disarms it after), the most of a request's syscalls.
+ */
+static int send_bufs(uv_stream_t *s, uv_write_t *wr, uv_buf_t *bufs,
+		     unsigned nb, uv_write_cb cb)
+{
+	int r = uv_try_write(s, bufs, nb);
+	size_t n;
+
+	if (r == UV_EAGAIN)
+		r = 0;
+	else if (r < 0)
+		return r;
+	n = (size_t)r;
+	while (nb > 0 && n >= bufs[0].len) {
+		n -= bufs[0].len;
+		bufs++;
+		nb--;
+	}
+	if (nb == 0)
+		return 1;
+	bufs[0].base += n;
+	bufs[0].len -= n;
+	r = uv_write(wr, s, bufs, nb, cb);
+	return r < 0 ? r : 0;
 }
 
 /* --- writing to the client ---------------------------------------------- */
@@ -531,9 +815,9 @@ static void error_write_cb(uv_write_t *wr, int status)
 	struct client *c = wr->data;
 
 	c->writing = 0;
-	if (c->idem_resp) {
-		idem_response_unref(c->idem_resp);
-		c->idem_resp = NULL;
+	if (c->rq->idem_resp) {
+		idem_response_unref(c->rq->idem_resp);
+		c->rq->idem_resp = NULL;
 	}
 	if (c->state == C_CLOSED)
 		return;
@@ -555,50 +839,50 @@ static void reply_error_ra(struct client *c, int status, const char *detail,
 {
 	uv_buf_t b;
 
-	if (c->resp_head_sent || c->writing) {
+	if (c->rq->resp_head_sent || c->writing) {
 		client_close(c);
 		return;
 	}
-	if (c->bc) {
-		c->bc->c = NULL;
-		upstream_close(c->bc);
-		c->bc = NULL;
+	if (c->rq->bc) {
+		c->rq->bc->c = NULL;
+		upstream_close(c->rq->bc);
+		c->rq->bc = NULL;
 	}
-	if (c->state == C_QUEUED && c->wp)
-		queue_remove(c->wp, c);
+	if (c->state == C_QUEUED && c->rq->wp)
+		queue_remove(c->rq->wp, c);
 	client_read_stop(c);
 	client_timer_off(c);
 	/* Without the whole request body read, we cannot tell where the next
 	 * request would start: close after answering. */
-	if (!c->req_body_done || !c->req.keep_alive || c->w->stopping)
+	if (!c->rq->req_body_done || !c->rq->req.keep_alive || c->w->stopping)
 		close = 1;
 	else
-		c->in_pos = c->req_end; /* the next request starts there */
+		c->in_pos = c->rq->req_end; /* the next request starts there */
 	c->close_after = close;
 	c->state = C_ERROR;
-	buf_reset(&c->out);
-	http_error_response(&c->out, status, detail, close);
+	buf_reset(&c->rq->out);
+	http_error_response(&c->rq->out, status, detail, close);
 	if (retry_after > 0) {
 		char ra[40];
-		char *end = memmem(c->out.data, c->out.len, "\r\n\r\n", 4);
-		size_t at = end ? (size_t)(end - c->out.data) + 2 : 0;
+		char *end = memmem(c->rq->out.data, c->rq->out.len, "\r\n\r\n", 4);
+		size_t at = end ? (size_t)(end - c->rq->out.data) + 2 : 0;
 		int n = snprintf(ra, sizeof(ra), "Retry-After: %d\r\n", retry_after);
 
 		if (end) {
-			buf_reserve(&c->out, (size_t)n);
-			memmove(c->out.data + at + n, c->out.data + at,
-				c->out.len - at);
-			memcpy(c->out.data + at, ra, (size_t)n);
-			c->out.len += (size_t)n;
+			buf_reserve(&c->rq->out, (size_t)n);
+			memmove(c->rq->out.data + at + n, c->rq->out.data + at,
+				c->rq->out.len - at);
+			memcpy(c->rq->out.data + at, ra, (size_t)n);
+			c->rq->out.len += (size_t)n;
 		}
 	}
 	count_status(c, status);
-	c->bytes_out += c->out.len;
+	c->rq->bytes_out += c->rq->out.len;
 	request_end(c);
-	b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-	c->write.data = c;
+	b = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
+	c->rq->write.data = c;
 	c->writing = 1;
-	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1,
+	if (uv_write(&c->rq->write, (uv_stream_t *)&c->tcp, &b, 1,
 		     error_write_cb) != 0) {
 		c->writing = 0;
 		client_close(c);
@@ -618,16 +902,16 @@ static void reply_error(struct client *c, int status, const char *detail,
 
 static int method_retryable(struct client *c)
 {
-	const struct cfg_retry *r = c->route ? &c->route->retry : NULL;
+	const struct cfg_retry *r = c->rq->route ? &c->rq->route->retry : NULL;
 
 	/* No routes: the default policy, the idempotent methods. */
-	return r ? method_listed(r->methods, r->nmethods, c->req.method)
-		 : method_idempotent(c->req.method);
+	return r ? method_listed(r->methods, r->nmethods, c->rq->req.method)
+		 : method_idempotent(c->rq->req.method);
 }
 
 static uint32_t retry_attempts(struct client *c)
 {
-	return c->route ? c->route->retry.attempts : 2;
+	return c->rq->route ? c->rq->route->retry.attempts : 2;
 }
 
 static void budget_roll(struct worker *w, const struct cfg_retry_budget *rb)
@@ -670,9 +954,9 @@ static int budget_take(struct client *c)
  * have been acted on by the backend that failed. */
 static int may_retry(struct client *c, int reached)
 {
-	if (c->retries >= retry_attempts(c))
+	if (c->rq->retries >= retry_attempts(c))
 		return 0;
-	if (reached && (!method_retryable(c) || !c->replayable))
+	if (reached && (!method_retryable(c) || !c->rq->replayable))
 		return 0;
 	return budget_take(c);
 }
@@ -680,41 +964,41 @@ static int may_retry(struct client *c, int reached)
 /* Rewinds the request so it can be sent again from its first byte. */
 static void rewind_request(struct client *c)
 {
-	c->in_pos = c->req.head_len;
-	c->req_head_sent = 0;
-	c->bwrite_n = 0;
-	switch (c->req.body) {
+	c->in_pos = c->rq->req.head_len;
+	c->rq->req_head_sent = 0;
+	c->rq->bwrite_n = 0;
+	switch (c->rq->req.body) {
 	case HTTP_BODY_LENGTH:
-		c->req_left = c->req.content_length;
-		c->req_body_done = c->req_left == 0;
+		c->rq->req_left = c->rq->req.content_length;
+		c->rq->req_body_done = c->rq->req_left == 0;
 		break;
 	case HTTP_BODY_CHUNKED:
-		http_chunked_init(&c->req_chunked, 0);
-		c->req_left = 0;
-		c->req_body_done = 0;
+		http_chunked_init(&c->rq->req_chunked, 0);
+		c->rq->req_left = 0;
+		c->rq->req_body_done = 0;
 		break;
 	default:
-		c->req_body_done = 1;
+		c->rq->req_body_done = 1;
 		break;
 	}
-	c->resp_head_ready = 0;
-	c->resp_body_done = 0;
-	c->sticky_set[0] = '\0';
+	c->rq->resp_head_ready = 0;
+	c->rq->resp_body_done = 0;
+	c->rq->sticky_set[0] = '\0';
 }
 
 /* wb failed this request: a retry goes elsewhere. */
 static void mark_tried(struct client *c, struct wbackend *wb)
 {
-	if (wb && c->ntried < sizeof(c->tried) / sizeof(c->tried[0]))
-		c->tried[c->ntried++] = wb;
+	if (wb && c->rq->ntried < sizeof(c->rq->tried) / sizeof(c->rq->tried[0]))
+		c->rq->tried[c->rq->ntried++] = wb;
 }
 
 static void retry(struct client *c)
 {
-	c->retries++;
+	c->rq->retries++;
 	counter_add(&c->w->st.retries, 1);
-	if (c->wb)
-		counter_add(&c->wb->st->retries, 1);
+	if (c->rq->wb)
+		counter_add(&c->rq->wb->st->retries, 1);
 	rewind_request(c);
 	dispatch(c);
 }
@@ -725,9 +1009,9 @@ static void retry(struct client *c)
  * X-Forwarded-For, X-Forwarded-Proto and Via added. */
 static void build_request_head(struct client *c)
 {
-	struct http_msg *m = &c->req;
+	struct http_msg *m = &c->rq->req;
 	const char *base = c->in.data;
-	struct buf *o = &c->reqhead;
+	struct buf *o = &c->rq->reqhead;
 
 	for (uint32_t i = 0; i < m->nheaders; i++) {
 		struct http_header *h = &m->headers[i];
@@ -741,7 +1025,7 @@ static void build_request_head(struct client *c)
 	if (m->host_idx < 0) {
 		/* HTTP/1.0 without Host: the backend speaks 1.1 and needs
 		 * one. */
-		http_serialize_header(o, "Host", c->wb->b->addr.text);
+		http_serialize_header(o, "Host", c->rq->wb->b->addr.text);
 	}
 	buf_appends(o, "X-Forwarded-For: ");
 	for (uint32_t i = 0; i < m->nheaders; i++) {
@@ -757,17 +1041,21 @@ static void build_request_head(struct client *c)
 	buf_appends(o, "\r\nX-Forwarded-Proto: http\r\nVia: 1.1 storekeep\r\n\r\n");
 }
 
-static void timer_cb(uv_timer_t *t)
+static void req_timeout(struct client *c);
+
+/* c's due time came (it is off the heap). */
+static void client_timeout(struct client *c)
 {
-	struct client *c = t->data;
 	uint64_t now = uv_now(&c->w->loop);
 
-	c->timer_due = 0;
-	if (c->deadline == 0)
+	if (c->req_deadline && now >= c->req_deadline) {
+		c->req_deadline = 0;
+		req_timeout(c);
+		timer_arm(c);
 		return;
-	if (now < c->deadline) {
-		c->timer_due = c->deadline;
-		uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+	}
+	if (c->deadline == 0 || now < c->deadline) {
+		timer_arm(c);
 		return;
 	}
 	c->deadline = 0;
@@ -780,25 +1068,25 @@ static void timer_cb(uv_timer_t *t)
 			client_close(c);
 			break;
 		}
-		log_info("client header timeout", "peer=%s", c->peer_log);
+		log_info("client header timeout", "peer=%s", peer_log(c));
 		reply_error(c, 408, "the request head did not arrive in time", 1);
 		break;
 	case C_IDEMWAIT:
-		log_info("idempotency wait timeout", "peer=%s route=%s", c->peer_log,
-			 c->route->name);
+		log_info("idempotency wait timeout", "peer=%s route=%s", peer_log(c),
+			 c->rq->route->name);
 		reply_error(c, 409, "the first request with this Idempotency-Key "
 				    "is still in progress",
 			    0);
 		break;
 	case C_QUEUED:
-		log_info("queue timeout", "peer=%s pool=%s", c->peer_log,
-			 c->wp->cfg->name);
+		log_info("queue timeout", "peer=%s pool=%s", peer_log(c),
+			 c->rq->wp->cfg->name);
 		reply_error_ra(c, 503, "every backend is busy; try again shortly",
 			       0, 1);
 		break;
 	case C_UPSTREAM:
 		/* The client stopped sending its body. */
-		log_info("client body timeout", "peer=%s", c->peer_log);
+		log_info("client body timeout", "peer=%s", peer_log(c));
 		reply_error(c, 408, "the request body did not arrive in time", 1);
 		break;
 	case C_ERROR:
@@ -808,17 +1096,16 @@ static void timer_cb(uv_timer_t *t)
 	}
 }
 
-static void req_timer_cb(uv_timer_t *t)
+/* The whole request took longer than timeouts.request. */
+static void req_timeout(struct client *c)
 {
-	struct client *c = t->data;
-
 	if (c->state != C_UPSTREAM && c->state != C_QUEUED &&
 	    c->state != C_IDEMWAIT)
 		return;
-	log_info("request timeout", "peer=%s backend=%s", c->peer_log,
-		 c->wb ? c->wb->b->name : "-");
-	if (c->wb && c->bc)
-		backend_failure(c->wb->b, c->wp->cfg, clock_mono_ms());
+	log_info("request timeout", "peer=%s backend=%s", peer_log(c),
+		 c->rq->wb ? c->rq->wb->b->name : "-");
+	if (c->rq->wb && c->rq->bc)
+		backend_failure(c->rq->wb->b, c->rq->wp->cfg, clock_mono_ms());
 	reply_error(c, 504, "the request took too long", 1);
 }
 
@@ -828,71 +1115,76 @@ static void process_head(struct client *c)
 	const struct config *cfg;
 	int r, none;
 
-	r = http_parse(&c->parser, c->in.data, c->in.len);
+	r = http_parse(&c->rq->parser, c->in.data, c->in.len);
 	if (r == HTTP_PARSE_AGAIN) {
 		client_read_start(c);
 		return;
 	}
-	c->t_start_us = now_us();
-	c->t_start_wall_ms = clock_wall_ms();
-	c->in_flight = 1;
+	/* Start times serve the access log and the duration histogram
+	 * only: without either, no clock is read. */
+	if (w->alog || w->view->rt->request_metrics)
+		c->rq->t_start_us = now_us();
+	if (w->alog)
+		c->rq->t_start_wall_ms = clock_wall_ms();
+	c->rq->in_flight = 1;
 	atomic_fetch_add_explicit(&w->st.in_flight, 1, memory_order_relaxed);
 	counter_add(&w->st.requests, 1);
 	budget_roll(w, &w->view->rt->cfg->retry_budget);
 	w->budget.req_cur++;
-	c->upstream_ms = -1;
+	c->rq->upstream_ms = -1;
 	if (r == HTTP_PARSE_ERROR) {
 		char q[128];
 
-		log_info("bad request", "peer=%s status=%d reason=%s", c->peer_log,
-			 c->parser.status,
-			 log_q(q, sizeof(q), c->parser.reason));
-		c->req_body_done = 0;
-		c->bytes_in = c->in.len;
-		reply_error(c, c->parser.status, c->parser.reason, 1);
+		log_info("bad request", "peer=%s status=%d reason=%s", peer_log(c),
+			 c->rq->parser.status,
+			 log_q(q, sizeof(q), c->rq->parser.reason));
+		c->rq->req_body_done = 0;
+		c->rq->bytes_in = c->in.len;
+		reply_error(c, c->rq->parser.status, c->rq->parser.reason, 1);
 		return;
 	}
 
 	/* A complete head: it runs on the config in force now. */
-	c->view = w->view;
-	c->view->refs++;
-	cfg = c->view->rt->cfg;
+	c->rq->view = w->view;
+	c->rq->view->refs++;
+	cfg = c->rq->view->rt->cfg;
 	c->state = C_UPSTREAM;
-	c->in_pos = c->req.head_len;
-	c->req_end = c->req.head_len;
-	c->bytes_in = c->req.head_len;
+	c->in_pos = c->rq->req.head_len;
+	c->rq->req_end = c->rq->req.head_len;
+	c->rq->bytes_in = c->rq->req.head_len;
 	client_timer_off(c);
 
-	switch (c->req.body) {
+	switch (c->rq->req.body) {
 	case HTTP_BODY_LENGTH:
-		c->req_left = c->req.content_length;
-		c->req_body_done = (c->req_left == 0);
+		c->rq->req_left = c->rq->req.content_length;
+		c->rq->req_body_done = (c->rq->req_left == 0);
 		break;
 	case HTTP_BODY_CHUNKED:
-		http_chunked_init(&c->req_chunked, 0);
-		c->req_left = 0;
-		c->req_body_done = 0;
+		http_chunked_init(&c->rq->req_chunked, 0);
+		c->rq->req_left = 0;
+		c->rq->req_body_done = 0;
 		break;
 	default:
-		c->req_body_done = 1;
+		c->rq->req_body_done = 1;
 		break;
 	}
-	c->replayable = 1;
+	c->rq->replayable = 1;
 	/* Reading stays on: body bytes are forwarded as they come, pipelined
 	 * requests wait in c->in (bounded by CLIENT_AHEAD) until this one is
 	 * answered, and a client that goes away aborts its request. */
-	if (c->req.body == HTTP_BODY_LENGTH &&
-	    c->req.content_length > cfg->limits.body_bytes) {
+	if (c->rq->req.body == HTTP_BODY_LENGTH &&
+	    c->rq->req.content_length > cfg->limits.body_bytes) {
 		reply_error(c, 413, "the request body is too large", 1);
 		return;
 	}
-	c->route = route_match(cfg, &c->req, c->in.data, &none);
+	c->rq->route = route_match(cfg, &c->rq->req, c->in.data, &none);
 	if (none) {
 		reply_error(c, 404, "no route for this host and path", 0);
 		return;
 	}
-	c->wp = &c->view->pools[c->route ? c->route->pool_index : 0];
-	uv_timer_start(&c->req_timer, req_timer_cb, request_ms(c), 0);
+	c->rq->wp = &c->rq->view->pools[c->rq->route ? c->rq->route->pool_index : 0];
+	c->req_deadline = uv_now(&w->loop) + request_ms(c);
+	timer_arm(c);
 	if (idem_step(c))
 		return;
 	dispatch(c);
@@ -905,15 +1197,15 @@ void session_idem_woken(struct worker *w)
 	pthread_mutex_lock(&w->woken_lock);
 	list = w->woken;
 	w->woken = NULL;
-	for (c = list; c; c = c->wnext)
-		c->idem_woken = 0;
+	for (c = list; c; c = c->rq->wnext)
+		c->rq->idem_woken = 0;
 	pthread_mutex_unlock(&w->woken_lock);
 	while ((c = list) != NULL) {
-		list = c->wnext;
-		c->wnext = NULL;
+		list = c->rq->wnext;
+		c->rq->wnext = NULL;
 		if (c->state != C_IDEMWAIT)
 			continue;
-		c->idem_waiting = 0;
+		c->rq->idem_waiting = 0;
 		client_timer_off(c);
 		c->state = C_UPSTREAM;
 		if (idem_step(c) == 0)
@@ -928,7 +1220,7 @@ static void start_exchange(struct client *c);
 static void dispatch(struct client *c)
 {
 	struct worker *w = c->w;
-	struct wpool *wp = c->wp;
+	struct wpool *wp = c->rq->wp;
 	struct wbackend *wb;
 	struct bconn *bc;
 	int full;
@@ -946,9 +1238,9 @@ static void dispatch(struct client *c)
 				return;
 			}
 			c->state = C_QUEUED;
-			c->qnext = NULL;
+			c->rq->qnext = NULL;
 			if (wp->qtail)
-				wp->qtail->qnext = c;
+				wp->qtail->rq->qnext = c;
 			else
 				wp->qhead = c;
 			wp->qtail = c;
@@ -959,34 +1251,34 @@ static void dispatch(struct client *c)
 			return;
 		}
 		if (wb == NULL) {
-			reply_error(c, c->attempts ? 502 : 503,
-				    c->attempts ? "no backend could be reached"
+			reply_error(c, c->rq->attempts ? 502 : 503,
+				    c->rq->attempts ? "no backend could be reached"
 						: "no backend is available",
 				    0);
 			return;
 		}
-		c->wb = wb;
-		c->counted_active = 1;
+		c->rq->wb = wb;
+		c->rq->counted_active = 1;
 		atomic_fetch_add_explicit(&wb->st->active, 1, memory_order_relaxed);
-		c->attempts++;
+		c->rq->attempts++;
 		counter_add(&wb->st->requests, 1);
 		/* A request that must not be sent twice gets a fresh
 		 * connection: an idle one may be closing under us, and then
 		 * we could not tell whether the backend acted on it. */
 		bc = upstream_get(w, wb, connect_ms(c),
-				    method_idempotent(c->req.method));
+				    method_idempotent(c->rq->req.method));
 		if (bc != NULL)
 			break;
 		counter_add(&wb->st->failures, 1);
 		release_active(c);
 		mark_tried(c, wb);
-		if (c->attempts > wp->n) {
+		if (c->rq->attempts > wp->n) {
 			reply_error(c, 502, "no backend could be reached", 0);
 			return;
 		}
 	}
 	c->state = C_UPSTREAM;
-	c->bc = bc;
+	c->rq->bc = bc;
 	bc->c = c;
 	if (bc->connected)
 		start_exchange(c);
@@ -1078,18 +1370,28 @@ static void backend_timer(struct bconn *bc, uint64_t ms)
 	bconn_deadline(bc, ms);
 }
 
+/* Whether the backend's response time is wanted: by the p2c_ewma
+ * balancer's latency estimate, or for the access log. Otherwise the
+ * clock is not read for it. */
+static int backend_timed(struct client *c)
+{
+	return c->rq->wp->cfg->balance == CFG_BALANCE_P2C_EWMA ||
+	       c->w->alog != NULL;
+}
+
 static void start_exchange(struct client *c)
 {
-	struct bconn *bc = c->bc;
+	struct bconn *bc = c->rq->bc;
 
 	build_request_head(c);
-	c->req_head_sent = 0;
-	c->bwrite_n = 0;
-	c->t_backend_us = now_us();
+	c->rq->req_head_sent = 0;
+	c->rq->bwrite_n = 0;
+	if (backend_timed(c))
+		c->rq->t_backend_us = now_us();
 	bc->got_bytes = 0;
 	buf_reset(&bc->in);
 	bc->in_pos = 0;
-	http_parser_init(&bc->parser, 0, c->req.method, &bc->msg, bc->hdrs,
+	http_parser_init(&bc->parser, 0, c->rq->req.method, &bc->msg, bc->hdrs,
 			 c->w->limits.max_headers, &c->w->limits);
 	backend_read_start(bc);
 	backend_timer(bc, response_ms(c));
@@ -1102,18 +1404,18 @@ static void start_exchange(struct client *c)
  */
 static void backend_failed(struct client *c, int err, int timeout)
 {
-	struct bconn *bc = c->bc;
-	struct wbackend *wb = c->wb;
+	struct bconn *bc = c->rq->bc;
+	struct wbackend *wb = c->rq->wb;
 	int connected = bc && bc->connected;
 	int reached, stale;
 
 	if (wb) {
 		counter_add(&wb->st->failures, 1);
-		backend_failure(wb->b, c->wp->cfg, clock_mono_ms());
+		backend_failure(wb->b, c->rq->wp->cfg, clock_mono_ms());
 	}
 	log_warn("backend failed", "backend=%s err=%s connected=%d",
 		 wb ? wb->b->name : "-", uv_err_name(err), connected);
-	if (c->resp_head_sent) {
+	if (c->rq->resp_head_sent) {
 		client_close(c);
 		return;
 	}
@@ -1121,16 +1423,16 @@ static void backend_failed(struct client *c, int err, int timeout)
 	 * reading our request: nothing was acted upon, and the backend is
 	 * not at fault, so a fresh connection to it is fine. */
 	stale = connected && bc && bc->reused && !bc->got_bytes && !timeout &&
-		c->req.body == HTTP_BODY_NONE && method_retryable(c);
+		c->rq->req.body == HTTP_BODY_NONE && method_retryable(c);
 	reached = connected && !stale;
 	if (!stale)
 		mark_tried(c, wb);
 	if (bc) {
 		bc->c = NULL;
 		upstream_close(bc);
-		c->bc = NULL;
+		c->rq->bc = NULL;
 	}
-	if ((stale || upstream_untried(c->wp, c) > 0) && may_retry(c, reached)) {
+	if ((stale || upstream_untried(c->rq->wp, c) > 0) && may_retry(c, reached)) {
 		retry(c);
 		return;
 	}
@@ -1143,6 +1445,24 @@ static void backend_failed(struct client *c, int err, int timeout)
 }
 
 /* --- request body: client -> backend ------------------------------------ */
+
+/* A write to the backend completed (at once or in backend_write_cb). */
+static void backend_wrote(struct client *c)
+{
+	c->rq->req_head_sent = 1;
+	c->in_pos += c->rq->bwrite_n;
+	c->rq->bwrite_n = 0;
+	client_resume(c);
+	if (c->in_pos == c->in.len && c->in.len > c->rq->req.head_len &&
+	    (!c->rq->replayable || c->in.len - c->rq->req.head_len > REPLAY_MAX)) {
+		/* Forwarded body bytes are done with: keep only the head. */
+		c->rq->replayable = 0;
+		c->in.len = c->rq->req.head_len;
+		c->in_pos = c->rq->req.head_len;
+		if (c->rq->req_body_done)
+			c->rq->req_end = c->rq->req.head_len;
+	}
+}
 
 static void backend_write_cb(uv_write_t *wr, int status)
 {
@@ -1158,19 +1478,7 @@ static void backend_write_cb(uv_write_t *wr, int status)
 		backend_failed(c, status, 0);
 		return;
 	}
-	c->req_head_sent = 1;
-	c->in_pos += c->bwrite_n;
-	c->bwrite_n = 0;
-	client_resume(c);
-	if (c->in_pos == c->in.len && c->in.len > c->req.head_len &&
-	    (!c->replayable || c->in.len - c->req.head_len > REPLAY_MAX)) {
-		/* Forwarded body bytes are done with: keep only the head. */
-		c->replayable = 0;
-		c->in.len = c->req.head_len;
-		c->in_pos = c->req.head_len;
-		if (c->req_body_done)
-			c->req_end = c->req.head_len;
-	}
+	backend_wrote(c);
 	pump_req(c);
 }
 
@@ -1178,82 +1486,99 @@ static void backend_write_cb(uv_write_t *wr, int status)
  * of the body. Returns -1 on a malformed chunked body, -2 over the limit. */
 static ssize_t req_body_take(struct client *c, const char *p, size_t n)
 {
-	if (c->req.body == HTTP_BODY_LENGTH) {
-		size_t k = n < c->req_left ? n : (size_t)c->req_left;
+	if (c->rq->req.body == HTTP_BODY_LENGTH) {
+		size_t k = n < c->rq->req_left ? n : (size_t)c->rq->req_left;
 
-		c->req_left -= k;
-		if (c->req_left == 0) {
-			c->req_body_done = 1;
-			c->req_end = (size_t)(p - c->in.data) + k;
+		c->rq->req_left -= k;
+		if (c->rq->req_left == 0) {
+			c->rq->req_body_done = 1;
+			c->rq->req_end = (size_t)(p - c->in.data) + k;
 		}
 		return (ssize_t)k;
 	}
 	{
-		ssize_t k = http_chunked_feed(&c->req_chunked, p, n, NULL, NULL);
+		ssize_t k = http_chunked_feed(&c->rq->req_chunked, p, n, NULL, NULL);
 
 		if (k < 0)
 			return -1;
-		c->req_left += (uint64_t)k;
-		if (c->req_left > ccfg(c)->limits.body_bytes)
+		c->rq->req_left += (uint64_t)k;
+		if (c->rq->req_left > ccfg(c)->limits.body_bytes)
 			return -2;
-		if (c->req_chunked.done) {
-			c->req_body_done = 1;
-			c->req_end = (size_t)(p - c->in.data) + (size_t)k;
+		if (c->rq->req_chunked.done) {
+			c->rq->req_body_done = 1;
+			c->rq->req_end = (size_t)(p - c->in.data) + (size_t)k;
 		}
 		return k;
 	}
 }
 
+/* Sends what can go to the backend now: the head, then body bytes as
+ * they arrive. Loops while writes complete at once. */
 static void pump_req(struct client *c)
 {
-	struct bconn *bc = c->bc;
+	struct bconn *bc = c->rq->bc;
 	uv_buf_t bufs[2];
-	unsigned nb = 0;
+	unsigned nb;
 	size_t avail;
-	ssize_t k = 0;
+	ssize_t k;
+	int r;
 
-	/* Before the exchange starts (still connecting), body bytes wait in
-	 * c->in: start_exchange() sends the head first. */
-	if (bc == NULL || !bc->connected || bc->writing || c->state != C_UPSTREAM)
-		return;
-	if (c->resp_head_ready && !c->req_body_done)
-		return; /* answered early: the rest of the body is not sent */
-	avail = c->in.len - c->in_pos;
-	if (!c->req_body_done && avail > 0) {
-		k = req_body_take(c, c->in.data + c->in_pos, avail);
-		if (k == -1) {
-			log_info("bad chunked request body", "peer=%s reason=%s",
-				 c->peer_log, c->req_chunked.reason);
-			reply_error(c, 400, c->req_chunked.reason, 1);
+	for (;;) {
+		nb = 0;
+		k = 0;
+		/* Before the exchange starts (still connecting), body bytes
+		 * wait in c->in: start_exchange() sends the head first. */
+		if (bc == NULL || !bc->connected || bc->writing ||
+		    c->state != C_UPSTREAM)
+			return;
+		if (c->rq->resp_head_ready && !c->rq->req_body_done)
+			return; /* answered early: the rest is not sent */
+		avail = c->in.len - c->in_pos;
+		if (!c->rq->req_body_done && avail > 0) {
+			k = req_body_take(c, c->in.data + c->in_pos, avail);
+			if (k == -1) {
+				log_info("bad chunked request body",
+					 "peer=%s reason=%s", peer_log(c),
+					 c->rq->req_chunked.reason);
+				reply_error(c, 400, c->rq->req_chunked.reason, 1);
+				return;
+			}
+			if (k == -2) {
+				reply_error(c, 413,
+					    "the request body is too large", 1);
+				return;
+			}
+		}
+		if (!c->rq->req_head_sent)
+			bufs[nb++] = uv_buf_init(c->rq->reqhead.data,
+						 (unsigned)c->rq->reqhead.len);
+		if (k > 0)
+			bufs[nb++] = uv_buf_init(c->in.data + c->in_pos,
+						 (unsigned)k);
+		if (nb == 0) {
+			if (!c->rq->req_body_done) {
+				client_resume(c);
+				client_timer(c, tmo(c)->client_body_ms);
+			} else {
+				client_timer_off(c);
+			}
 			return;
 		}
-		if (k == -2) {
-			reply_error(c, 413, "the request body is too large", 1);
-			return;
-		}
-	}
-	if (!c->req_head_sent)
-		bufs[nb++] = uv_buf_init(c->reqhead.data, (unsigned)c->reqhead.len);
-	if (k > 0)
-		bufs[nb++] = uv_buf_init(c->in.data + c->in_pos, (unsigned)k);
-	if (nb == 0) {
-		if (!c->req_body_done) {
-			client_resume(c);
-			client_timer(c, tmo(c)->client_body_ms);
-		} else {
-			client_timer_off(c);
-		}
-		return;
-	}
-	c->bwrite_n = (size_t)k;
-	bc->write.data = bc;
-	bc->writing = 1;
-	/* From here a stall is the backend's: its timer is running. */
-	client_timer_off(c);
-	if (uv_write(&bc->write, (uv_stream_t *)&bc->tcp, bufs, nb,
-		     backend_write_cb) != 0) {
+		c->rq->bwrite_n = (size_t)k;
+		bc->write.data = bc;
+		bc->writing = 1;
+		/* From here a stall is the backend's: its timer is running. */
+		client_timer_off(c);
+		r = send_bufs((uv_stream_t *)&bc->tcp, &bc->write, bufs, nb,
+			      backend_write_cb);
+		if (r == 0)
+			return; /* backend_write_cb() goes on */
 		bc->writing = 0;
-		backend_failed(c, -EPIPE, 0);
+		if (r < 0) {
+			backend_failed(c, r, 0);
+			return;
+		}
+		backend_wrote(c);
 	}
 }
 
@@ -1261,10 +1586,10 @@ static void pump_req(struct client *c)
 
 static void finish_request(struct client *c)
 {
-	struct bconn *bc = c->bc;
+	struct bconn *bc = c->rq->bc;
 	int reusable;
 
-	reusable = bc && bc->msg.keep_alive && c->req_body_done &&
+	reusable = bc && bc->msg.keep_alive && c->rq->req_body_done &&
 		   bc->msg.body != HTTP_BODY_EOF && bc->in_pos == bc->in.len &&
 		   !c->w->stopping;
 	if (bc) {
@@ -1274,18 +1599,18 @@ static void finish_request(struct client *c)
 			backend_read_start(bc);
 		}
 		bc->c = NULL;
-		c->bc = NULL;
+		c->rq->bc = NULL;
 		upstream_release(bc, reusable);
 	}
-	if (c->idem_owner && !c->idem_too_big) {
-		idem_complete(store(c), c->idem_key, c->idem_klen, c->status,
-			      c->idem_head.data, c->idem_head.len,
-			      c->idem_body.data, c->idem_body.len,
+	if (c->rq->idem_owner && !c->rq->idem_too_big) {
+		idem_complete(store(c), c->rq->idem_key, c->rq->idem_klen, c->rq->status,
+			      c->rq->idem_head.data, c->rq->idem_head.len,
+			      c->rq->idem_body.data, c->rq->idem_body.len,
 			      clock_mono_ms());
-		c->idem_owner = 0;
+		c->rq->idem_owner = 0;
 	}
 	request_end(c);
-	if (c->close_after || !c->req_body_done || !c->req.keep_alive ||
+	if (c->close_after || !c->rq->req_body_done || !c->rq->req.keep_alive ||
 	    c->w->stopping) {
 		client_close(c);
 		return;
@@ -1293,10 +1618,36 @@ static void finish_request(struct client *c)
 	client_next_request(c);
 }
 
+/* A write to the client completed (at once or in client_write_cb).
+ * Returns 1 when pump_resp() is to go on, 0 when the request finished. */
+static int client_wrote(struct client *c)
+{
+	struct bconn *bc = c->rq->bc;
+
+	c->rq->resp_head_sent = 1;
+	if (bc) {
+		bc->in_pos += c->rq->cwrite_n;
+		if (bc->in_pos == bc->in.len) {
+			bc->in.len = 0;
+			bc->in_pos = 0;
+		}
+		if (bc->paused && !c->rq->resp_body_done) {
+			bc->paused = 0;
+			backend_read_start(bc);
+		}
+	}
+	c->rq->cwrite_n = 0;
+	buf_reset(&c->rq->dechunk);
+	if (c->rq->resp_body_done) {
+		finish_request(c);
+		return 0;
+	}
+	return 1;
+}
+
 static void client_write_cb(uv_write_t *wr, int status)
 {
 	struct client *c = wr->data;
-	struct bconn *bc = c->bc;
 
 	c->writing = 0;
 	if (c->state == C_CLOSED)
@@ -1305,25 +1656,8 @@ static void client_write_cb(uv_write_t *wr, int status)
 		client_close(c);
 		return;
 	}
-	c->resp_head_sent = 1;
-	if (bc) {
-		bc->in_pos += c->cwrite_n;
-		if (bc->in_pos == bc->in.len) {
-			bc->in.len = 0;
-			bc->in_pos = 0;
-		}
-		if (bc->paused && !c->resp_body_done) {
-			bc->paused = 0;
-			backend_read_start(bc);
-		}
-	}
-	c->cwrite_n = 0;
-	buf_reset(&c->dechunk);
-	if (c->resp_body_done) {
-		finish_request(c);
-		return;
-	}
-	pump_resp(c);
+	if (client_wrote(c))
+		pump_resp(c);
 }
 
 static void dechunk_cb(void *ud, const char *p, size_t n)
@@ -1333,39 +1667,46 @@ static void dechunk_cb(void *ud, const char *p, size_t n)
 
 static int status_listed(const struct client *c, int status)
 {
-	if (c->route == NULL)
+	if (c->rq->route == NULL)
 		return 0;
-	for (size_t i = 0; i < c->route->retry.non_status; i++)
-		if ((int)c->route->retry.on_status[i].status == status)
+	for (size_t i = 0; i < c->rq->route->retry.non_status; i++)
+		if ((int)c->rq->route->retry.on_status[i].status == status)
 			return 1;
 	return 0;
 }
 
 static void on_response_head(struct client *c)
 {
-	struct bconn *bc = c->bc;
+	struct bconn *bc = c->rq->bc;
 	struct http_msg *m = &bc->msg;
-	struct wbackend *wb = c->wb;
-	int client10 = c->req.version_minor == 0;
-	uint64_t now = now_us();
-	double sample = (double)(now - c->t_backend_us);
+	struct wbackend *wb = c->rq->wb;
+	int client10 = c->rq->req.version_minor == 0;
 
-	c->upstream_ms = sample / 1000.0;
-	balance_ewma_update(&wb->ewma_us, sample,
-			    wb->ewma_at_us ? (double)(now - wb->ewma_at_us) : 0,
-			    EWMA_TAU_US);
-	wb->ewma_at_us = now;
+	if (backend_timed(c)) {
+		uint64_t now = now_us();
+		double sample = (double)(now - c->rq->t_backend_us);
+
+		c->rq->upstream_ms = sample / 1000.0;
+		if (c->rq->wp->cfg->balance == CFG_BALANCE_P2C_EWMA) {
+			balance_ewma_update(&wb->ewma_us, sample,
+					    wb->ewma_at_us
+						    ? (double)(now - wb->ewma_at_us)
+						    : 0,
+					    EWMA_TAU_US);
+			wb->ewma_at_us = now;
+		}
+	}
 	if (m->status >= 500) {
 		counter_add(&wb->st->failures, 1);
-		backend_failure(wb->b, c->wp->cfg, clock_mono_ms());
+		backend_failure(wb->b, c->rq->wp->cfg, clock_mono_ms());
 		mark_tried(c, wb);
 		if (status_listed(c, m->status) &&
-		    upstream_untried(c->wp, c) > 0 && may_retry(c, 1)) {
+		    upstream_untried(c->rq->wp, c) > 0 && may_retry(c, 1)) {
 			log_info("retrying after status", "backend=%s status=%d",
 				 wb->b->name, m->status);
 			bc->c = NULL;
 			upstream_close(bc);
-			c->bc = NULL;
+			c->rq->bc = NULL;
 			retry(c);
 			return;
 		}
@@ -1373,52 +1714,52 @@ static void on_response_head(struct client *c)
 		backend_success(wb->b);
 	}
 	count_status(c, m->status);
-	if (c->idem_owner) {
-		buf_reset(&c->idem_head);
-		http_serialize_head(&c->idem_head, m, bc->in.data, HTTP_HDR_HOP);
+	if (c->rq->idem_owner) {
+		buf_reset(&c->rq->idem_head);
+		http_serialize_head(&c->rq->idem_head, m, bc->in.data, HTTP_HDR_HOP);
 	}
-	buf_reset(&c->out);
-	c->dechunking = 0;
-	if (m->body == HTTP_BODY_EOF || !c->req_body_done || !c->req.keep_alive ||
+	buf_reset(&c->rq->out);
+	c->rq->dechunking = 0;
+	if (m->body == HTTP_BODY_EOF || !c->rq->req_body_done || !c->rq->req.keep_alive ||
 	    c->w->stopping)
 		c->close_after = 1;
 	if (m->body == HTTP_BODY_CHUNKED && client10) {
 		/* An HTTP/1.0 client does not know chunked: send the payload
 		 * raw and end it by closing. */
-		c->dechunking = 1;
+		c->rq->dechunking = 1;
 		c->close_after = 1;
 	}
-	http_serialize_head(&c->out, m, bc->in.data,
-			    HTTP_HDR_HOP | (c->dechunking ? HTTP_HDR_FRAMING : 0));
-	if (c->sticky_set[0])
-		buf_printf(&c->out,
+	http_serialize_head(&c->rq->out, m, bc->in.data,
+			    HTTP_HDR_HOP | (c->rq->dechunking ? HTTP_HDR_FRAMING : 0));
+	if (c->rq->sticky_set[0])
+		buf_printf(&c->rq->out,
 			   "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
-			   c->wp->cfg->sticky_cookie, c->sticky_set);
+			   c->rq->wp->cfg->sticky_cookie, c->rq->sticky_set);
 	if (c->close_after)
-		buf_appends(&c->out, "Connection: close\r\n");
+		buf_appends(&c->rq->out, "Connection: close\r\n");
 	else if (client10)
-		buf_appends(&c->out, "Connection: keep-alive\r\n");
-	buf_appends(&c->out, "\r\n");
-	c->bytes_out += c->out.len;
+		buf_appends(&c->rq->out, "Connection: keep-alive\r\n");
+	buf_appends(&c->rq->out, "\r\n");
+	c->rq->bytes_out += c->rq->out.len;
 	bc->in_pos = m->head_len;
 
 	switch (m->body) {
 	case HTTP_BODY_LENGTH:
-		c->resp_left = m->content_length;
-		c->resp_body_done = (c->resp_left == 0);
+		c->rq->resp_left = m->content_length;
+		c->rq->resp_body_done = (c->rq->resp_left == 0);
 		break;
 	case HTTP_BODY_CHUNKED:
-		http_chunked_init(&c->resp_chunked, 0);
-		c->resp_body_done = 0;
+		http_chunked_init(&c->rq->resp_chunked, 0);
+		c->rq->resp_body_done = 0;
 		break;
 	case HTTP_BODY_EOF:
-		c->resp_body_done = 0;
+		c->rq->resp_body_done = 0;
 		break;
 	default:
-		c->resp_body_done = 1;
+		c->rq->resp_body_done = 1;
 		break;
 	}
-	if (!c->req_body_done) {
+	if (!c->rq->req_body_done) {
 		/* The backend answered before taking the whole body (e.g. a
 		 * 413): stop forwarding; the connection closes afterwards. */
 		client_read_stop(c);
@@ -1428,96 +1769,112 @@ static void on_response_head(struct client *c)
 }
 
 /* Forwards what bc->in holds of the response body (with the head first if
- * it has not gone yet). */
+ * it has not gone yet). Loops while writes complete at once. */
 static void pump_resp(struct client *c)
 {
-	struct bconn *bc = c->bc;
+	struct bconn *bc;
 	uv_buf_t bufs[2];
-	unsigned nb = 0;
-	size_t avail, k = 0;
+	unsigned nb;
+	size_t avail, k;
 	const char *p;
+	int r;
 
-	if (bc == NULL || c->writing)
-		return;
-	avail = bc->in.len - bc->in_pos;
-	p = bc->in.data + bc->in_pos;
-	if (!c->resp_body_done && avail > 0) {
-		switch (bc->msg.body) {
-		case HTTP_BODY_LENGTH:
-			k = avail < c->resp_left ? avail : (size_t)c->resp_left;
-			c->resp_left -= k;
-			if (c->resp_left == 0)
-				c->resp_body_done = 1;
-			break;
-		case HTTP_BODY_CHUNKED: {
-			ssize_t r = http_chunked_feed(
-				&c->resp_chunked, p, avail,
-				c->dechunking ? dechunk_cb : NULL, &c->dechunk);
+	for (;;) {
+		bc = c->rq->bc;
+		nb = 0;
+		k = 0;
+		if (bc == NULL || c->writing)
+			return;
+		avail = bc->in.len - bc->in_pos;
+		p = bc->in.data + bc->in_pos;
+		if (!c->rq->resp_body_done && avail > 0) {
+			switch (bc->msg.body) {
+			case HTTP_BODY_LENGTH:
+				k = avail < c->rq->resp_left ? avail
+							 : (size_t)c->rq->resp_left;
+				c->rq->resp_left -= k;
+				if (c->rq->resp_left == 0)
+					c->rq->resp_body_done = 1;
+				break;
+			case HTTP_BODY_CHUNKED: {
+				ssize_t n = http_chunked_feed(
+					&c->rq->resp_chunked, p, avail,
+					c->rq->dechunking ? dechunk_cb : NULL,
+					&c->rq->dechunk);
 
-			if (r < 0) {
-				log_warn("bad chunked response",
-					 "backend=%s reason=%s", c->wb->b->name,
-					 c->resp_chunked.reason);
-				backend_failed(c, -EPROTO, 0);
+				if (n < 0) {
+					log_warn("bad chunked response",
+						 "backend=%s reason=%s",
+						 c->rq->wb->b->name,
+						 c->rq->resp_chunked.reason);
+					backend_failed(c, -EPROTO, 0);
+					return;
+				}
+				k = (size_t)n;
+				if (c->rq->resp_chunked.done)
+					c->rq->resp_body_done = 1;
+				break;
+			}
+			case HTTP_BODY_EOF:
+				k = avail;
+				break;
+			default:
+				break;
+			}
+		}
+		if (!c->rq->resp_head_sent && c->rq->out.len)
+			bufs[nb++] = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
+		if (k > 0) {
+			if (c->rq->dechunking) {
+				if (c->rq->dechunk.len)
+					bufs[nb++] = uv_buf_init(
+						c->rq->dechunk.data,
+						(unsigned)c->rq->dechunk.len);
+			} else {
+				bufs[nb++] = uv_buf_init((char *)p, (unsigned)k);
+			}
+			c->rq->bytes_out += c->rq->dechunking ? c->rq->dechunk.len : k;
+			if (c->rq->idem_owner && !c->rq->idem_too_big) {
+				/* Recorded as the backend framed it. */
+				if (c->rq->idem_head.len + c->rq->idem_body.len + k >
+				    ccfg(c)->idempotency.max_entry_bytes) {
+					c->rq->idem_too_big = 1;
+					buf_fini(&c->rq->idem_body);
+				} else {
+					buf_append(&c->rq->idem_body, p, k);
+				}
+			}
+		}
+		c->rq->cwrite_n = k;
+		if (nb == 0) {
+			if (k > 0) {
+				/* Only chunk framing was consumed. */
+				bc->in_pos += k;
+				c->rq->cwrite_n = 0;
+			}
+			if (c->rq->resp_body_done) {
+				finish_request(c);
 				return;
 			}
-			k = (size_t)r;
-			if (c->resp_chunked.done)
-				c->resp_body_done = 1;
-			break;
-		}
-		case HTTP_BODY_EOF:
-			k = avail;
-			break;
-		default:
-			break;
-		}
-	}
-	if (!c->resp_head_sent && c->out.len)
-		bufs[nb++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
-	if (k > 0) {
-		if (c->dechunking) {
-			if (c->dechunk.len)
-				bufs[nb++] = uv_buf_init(c->dechunk.data,
-							 (unsigned)c->dechunk.len);
-		} else {
-			bufs[nb++] = uv_buf_init((char *)p, (unsigned)k);
-		}
-		c->bytes_out += c->dechunking ? c->dechunk.len : k;
-		if (c->idem_owner && !c->idem_too_big) {
-			/* Recorded as the backend framed it. */
-			if (c->idem_head.len + c->idem_body.len + k >
-			    ccfg(c)->idempotency.max_entry_bytes) {
-				c->idem_too_big = 1;
-				buf_fini(&c->idem_body);
-			} else {
-				buf_append(&c->idem_body, p, k);
+			if (bc->paused) {
+				bc->paused = 0;
+				backend_read_start(bc);
 			}
-		}
-	}
-	c->cwrite_n = k;
-	if (nb == 0) {
-		if (k > 0) {
-			/* Only chunk framing was consumed. */
-			bc->in_pos += k;
-			c->cwrite_n = 0;
-		}
-		if (c->resp_body_done) {
-			finish_request(c);
 			return;
 		}
-		if (bc->paused) {
-			bc->paused = 0;
-			backend_read_start(bc);
-		}
-		return;
-	}
-	c->write.data = c;
-	c->writing = 1;
-	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, nb,
-		     client_write_cb) != 0) {
+		c->rq->write.data = c;
+		c->writing = 1;
+		r = send_bufs((uv_stream_t *)&c->tcp, &c->rq->write, bufs, nb,
+			      client_write_cb);
+		if (r == 0)
+			return; /* client_write_cb() goes on */
 		c->writing = 0;
-		client_close(c);
+		if (r < 0) {
+			client_close(c);
+			return;
+		}
+		if (!client_wrote(c))
+			return;
 	}
 }
 
@@ -1541,10 +1898,10 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	if (nread < 0) {
-		if (nread == UV_EOF && c->resp_head_ready &&
+		if (nread == UV_EOF && c->rq->resp_head_ready &&
 		    bc->msg.body == HTTP_BODY_EOF) {
 			/* The body ends with the connection. */
-			c->resp_body_done = 1;
+			c->rq->resp_body_done = 1;
 			backend_read_stop(bc);
 			if (!c->writing)
 				pump_resp(c);
@@ -1556,7 +1913,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	bc->in.len += (size_t)nread;
 	bc->got_bytes = 1;
 	backend_timer(bc, response_ms(c));
-	if (!c->resp_head_ready) {
+	if (!c->rq->resp_head_ready) {
 		for (;;) {
 			r = http_parse(&bc->parser, bc->in.data, bc->in.len);
 			if (r == HTTP_PARSE_AGAIN)
@@ -1566,7 +1923,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 				log_warn("bad response from backend",
 					 "backend=%s status=%d reason=%s",
-					 c->wb->b->name, bc->parser.status,
+					 c->rq->wb->b->name, bc->parser.status,
 					 log_q(q, sizeof(q), bc->parser.reason));
 				backend_failed(c, -EPROTO, 0);
 				return;
@@ -1579,17 +1936,17 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 				size_t hl = bc->msg.head_len;
 				uv_buf_t ib;
 
-				buf_reset(&c->out);
-				http_serialize_head(&c->out, &bc->msg, bc->in.data,
+				buf_reset(&c->rq->out);
+				http_serialize_head(&c->rq->out, &bc->msg, bc->in.data,
 						    HTTP_HDR_HOP);
-				buf_appends(&c->out, "\r\n");
-				ib = uv_buf_init(c->out.data, (unsigned)c->out.len);
+				buf_appends(&c->rq->out, "\r\n");
+				ib = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
 				/* A try_write is enough for a few bytes; on a
 				 * full socket the interim response is dropped,
 				 * which RFC 9110 15.2 permits a proxy. */
 				(void)uv_try_write((uv_stream_t *)&c->tcp, &ib, 1);
 				buf_consume(&bc->in, hl);
-				http_parser_init(&bc->parser, 0, c->req.method,
+				http_parser_init(&bc->parser, 0, c->rq->req.method,
 						 &bc->msg, bc->hdrs,
 						 c->w->limits.max_headers,
 						 &c->w->limits);
@@ -1597,11 +1954,11 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		}
 		if (bc->msg.status == 101) {
 			log_warn("backend switched protocols; not supported",
-				 "backend=%s", c->wb->b->name);
+				 "backend=%s", c->rq->wb->b->name);
 			backend_failed(c, -EPROTO, 0);
 			return;
 		}
-		c->resp_head_ready = 1;
+		c->rq->resp_head_ready = 1;
 		on_response_head(c);
 		return;
 	}
@@ -1610,44 +1967,76 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 /* --- connection lifecycle ------------------------------------------------ */
 
+/* A request state as new, buffers aside. */
+static void rq_clear(struct creq *rq)
+{
+	memset(&rq->write, 0,
+	       offsetof(struct creq, hdrs) - offsetof(struct creq, write));
+	rq->req.host_idx = -1;
+}
+
 /*
- * The header array is needed only while a request is parsed and served:
- * an idle keep-alive connection gives it back to the worker's cache, which
- * is most of what an idle connection would otherwise hold. Returns 0, or
- * -1 when memory ran out (the connection is closed).
+ * A request's state (struct creq, with its header array) is needed only
+ * while a request is parsed and served: an idle keep-alive connection
+ * gives it back to the worker's cache, which is most of what an idle
+ * connection would otherwise hold. Returns 0, or -1 when memory ran out
+ * (the connection is closed).
  */
 static int begin_head(struct client *c)
 {
 	struct worker *w = c->w;
+	struct creq *rq = c->rq;
 
-	if (c->hdrs == NULL) {
-		if (w->nspare_hdrs)
-			c->hdrs = w->spare_hdrs[--w->nspare_hdrs];
-		else
-			c->hdrs = calloc(w->limits.max_headers, sizeof(*c->hdrs));
-		if (c->hdrs == NULL) {
-			client_close(c);
-			return -1;
+	if (rq == NULL) {
+		rq = w->spare_rq;
+		if (rq != NULL) {
+			w->spare_rq = rq->next_spare;
+			w->nspare_rq--;
+		} else {
+			rq = calloc(1, sizeof(*rq) + w->limits.max_headers *
+							    sizeof(rq->hdrs[0]));
+			if (rq == NULL) {
+				client_close(c);
+				return -1;
+			}
 		}
+		rq_clear(rq);
+		c->rq = rq;
 	}
-	http_parser_init(&c->parser, 1, HTTP_M_OTHER, &c->req, c->hdrs,
+	http_parser_init(&rq->parser, 1, HTTP_M_OTHER, &rq->req, rq->hdrs,
 			 w->limits.max_headers, &w->limits);
 	return 0;
 }
 
-static void idle_hdrs_put(struct client *c)
+#define SPARE_RQ_MAX 64
+
+/* Gives the request state back: to the cache, or freed. Nothing may point
+ * into it any more (no write in flight, no queue, no idempotency wait). */
+static void rq_put(struct client *c)
 {
 	struct worker *w = c->w;
+	struct creq *rq = c->rq;
 
-	if (c->hdrs == NULL)
+	if (rq == NULL)
 		return;
-	if (w->nspare_hdrs < sizeof(w->spare_hdrs) / sizeof(w->spare_hdrs[0]))
-		w->spare_hdrs[w->nspare_hdrs++] = c->hdrs;
-	else
-		free(c->hdrs);
-	c->hdrs = NULL;
-	memset(&c->req, 0, sizeof(c->req));
-	c->req.host_idx = -1;
+	c->rq = NULL;
+	buf_fini(&rq->idem_head);
+	buf_fini(&rq->idem_body);
+	if (!w->stopping && w->nspare_rq < SPARE_RQ_MAX &&
+	    rq->reqhead.cap <= 4096 &&
+	    rq->out.cap <= 4096 && rq->dechunk.cap <= 4096) {
+		buf_reset(&rq->reqhead);
+		buf_reset(&rq->out);
+		buf_reset(&rq->dechunk);
+		rq->next_spare = w->spare_rq;
+		w->spare_rq = rq;
+		w->nspare_rq++;
+		return;
+	}
+	buf_fini(&rq->reqhead);
+	buf_fini(&rq->out);
+	buf_fini(&rq->dechunk);
+	free(rq);
 }
 
 /* Prepares for the next request on a kept-alive connection; serves bytes
@@ -1663,19 +2052,10 @@ static void client_next_request(struct client *c)
 		buf_reset(&c->in);
 	c->in_pos = 0;
 	c->state = C_IDLE;
-	c->wb = NULL;
-	c->ntried = 0;
-	c->attempts = 0;
-	c->retries = 0;
-	c->req_head_sent = c->req_body_done = 0;
-	c->resp_head_sent = c->resp_body_done = c->resp_head_ready = 0;
 	c->close_after = 0;
-	c->dechunking = 0;
-	c->bwrite_n = c->cwrite_n = 0;
-	c->status = 0;
-	c->bytes_in = c->bytes_out = 0;
-	c->sticky_set[0] = '\0';
 	c->paused = 0;
+	if (c->rq)
+		rq_clear(c->rq);
 	if (c->in.len > 0) {
 		if (begin_head(c) < 0)
 			return;
@@ -1686,10 +2066,8 @@ static void client_next_request(struct client *c)
 		return;
 	}
 	/* An idle connection holds no buffer memory. */
-	idle_hdrs_put(c);
+	rq_put(c);
 	worker_buf_put(w, &c->in);
-	buf_fini(&c->reqhead);
-	buf_fini(&c->out);
 	client_timer(c, tmo(c)->keepalive_ms);
 	c->paused = 0;
 	client_read_start(c);
@@ -1727,14 +2105,14 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		process_head(c);
 		break;
 	case C_UPSTREAM:
-		c->bytes_in += (size_t)nread;
-		if (!c->req_body_done)
+		c->rq->bytes_in += (size_t)nread;
+		if (!c->rq->req_body_done)
 			pump_req(c);
 		/* else: the next request, read ahead; it waits in c->in. */
 		break;
 	case C_QUEUED:
 	case C_IDEMWAIT:
-		c->bytes_in += (size_t)nread;
+		c->rq->bytes_in += (size_t)nread;
 		break;
 	default:
 		/* Bytes after an error answer are ignored. */
@@ -1748,23 +2126,19 @@ void session_accept(struct worker *w)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	c = calloc(1, sizeof(*c));
+	c = client_slab_get(w);
 	if (c == NULL)
 		return;
 	c->w = w;
 	uv_tcp_init(&w->loop, &c->tcp);
-	uv_timer_init(&w->loop, &c->timer);
-	uv_timer_init(&w->loop, &c->req_timer);
 	c->tcp.data = c;
-	c->timer.data = c;
-	c->req_timer.data = c;
-	c->handles_open = 3;
+	c->handles_open = 1;
 	if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0)
 		goto refuse;
 	if (w->nclients >= w->proxy->client_conns_limit ||
 	    w->stopping)
 		goto refuse;
-	uv_tcp_nodelay(&c->tcp, 1);
+	/* TCP_NODELAY comes from the listening socket (proxy.c). */
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
 			uv_ip4_name((struct sockaddr_in *)&ss, c->peer,
@@ -1774,16 +2148,6 @@ void session_accept(struct worker *w)
 				    sizeof(c->peer));
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unknown");
-	}
-	{
-		const struct cfg_access_log *al = &w->view->rt->cfg->access_log;
-
-		if (al->enabled && al->anonymize_ip)
-			accesslog_anonymize(c->peer, (uint8_t)al->ipv4_prefix,
-					    (uint8_t)al->ipv6_prefix, c->peer_log,
-					    sizeof(c->peer_log));
-		else
-			snprintf(c->peer_log, sizeof(c->peer_log), "%s", c->peer);
 	}
 	c->next = w->clients;
 	if (w->clients)
@@ -1797,9 +2161,29 @@ void session_accept(struct worker *w)
 	return;
 refuse:
 	c->state = C_CLOSED;
-	uv_close((uv_handle_t *)&c->timer, client_free_cb);
-	uv_close((uv_handle_t *)&c->req_timer, client_free_cb);
 	uv_close((uv_handle_t *)&c->tcp, client_free_cb);
+}
+
+void session_cache_free(struct worker *w)
+{
+	struct creq *rq;
+
+	while (w->slabs) {
+		void *p = w->slabs;
+
+		w->slabs = ((struct client_slab *)p)->next;
+		munmap(p, CLIENT_SLAB);
+	}
+	w->free_clients = NULL;
+
+	while ((rq = w->spare_rq) != NULL) {
+		w->spare_rq = rq->next_spare;
+		w->nspare_rq--;
+		buf_fini(&rq->reqhead);
+		buf_fini(&rq->out);
+		buf_fini(&rq->dechunk);
+		free(rq);
+	}
 }
 
 void session_shutdown_idle(struct worker *w)

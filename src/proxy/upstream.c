@@ -71,28 +71,28 @@ static const char *hash_key(const struct cfg_pool *pc, struct client *c,
 		*len = strlen(c->peer);
 		return c->peer;
 	case CFG_HASH_PATH: {
-		const char *t = base + c->req.target.off;
-		const char *q = memchr(t, '?', c->req.target.len);
+		const char *t = base + c->rq->req.target.off;
+		const char *q = memchr(t, '?', c->rq->req.target.len);
 
-		*len = q ? (size_t)(q - t) : c->req.target.len;
+		*len = q ? (size_t)(q - t) : c->rq->req.target.len;
 		return t;
 	}
 	case CFG_HASH_HEADER:
-		i = http_msg_find(&c->req, base, pc->hash_name, 0);
+		i = http_msg_find(&c->rq->req, base, pc->hash_name, 0);
 		if (i < 0)
 			return NULL;
-		*len = c->req.headers[i].value.len;
-		return base + c->req.headers[i].value.off;
+		*len = c->rq->req.headers[i].value.len;
+		return base + c->rq->req.headers[i].value.off;
 	case CFG_HASH_COOKIE:
-		return find_cookie(&c->req, base, pc->hash_name, len);
+		return find_cookie(&c->rq->req, base, pc->hash_name, len);
 	}
 	return NULL;
 }
 
 static int tried(const struct client *c, const struct wbackend *wb)
 {
-	for (uint32_t i = 0; i < c->ntried; i++)
-		if (c->tried[i] == wb)
+	for (uint32_t i = 0; i < c->rq->ntried; i++)
+		if (c->rq->tried[i] == wb)
 			return 1;
 	return 0;
 }
@@ -152,7 +152,7 @@ struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 		return NULL;
 	}
 	if (pc->balance == CFG_BALANCE_STICKY) {
-		const char *v = find_cookie(&c->req, c->in.data,
+		const char *v = find_cookie(&c->rq->req, c->in.data,
 					    pc->sticky_cookie, &klen);
 
 		if (v && klen == 16) {
@@ -170,7 +170,7 @@ struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 		idx = balance_pick(BALANCE_ROUND_ROBIN, wp->nodes, wp->n,
 				   &wp->bst, NULL, 0);
 		if (idx >= 0)
-			snprintf(c->sticky_set, sizeof(c->sticky_set), "%016llx",
+			snprintf(c->rq->sticky_set, sizeof(c->rq->sticky_set), "%016llx",
 				 (unsigned long long)wp->nodes[idx].id_hash);
 		return idx >= 0 ? &wp->wbs[idx] : NULL;
 	}
@@ -205,14 +205,14 @@ void queue_remove(struct wpool *wp, struct client *c)
 
 	while (*pp && *pp != c) {
 		prev = *pp;
-		pp = &(*pp)->qnext;
+		pp = &(*pp)->rq->qnext;
 	}
 	if (*pp == NULL)
 		return;
-	*pp = c->qnext;
+	*pp = c->rq->qnext;
 	if (wp->qtail == c)
 		wp->qtail = prev;
-	c->qnext = NULL;
+	c->rq->qnext = NULL;
 	wp->qlen--;
 	atomic_fetch_sub_explicit(&wp->view->w->st.queued, 1,
 				  memory_order_relaxed);
@@ -325,10 +325,14 @@ void worker_buf_get(struct worker *w, struct buf *b)
 		return;
 	if (w->nspare) {
 		b->data = w->spare[--w->nspare];
-		b->cap = WORKER_BUF_CAP;
-	} else if (buf_reserve(b, WORKER_BUF_CAP - 1) != 0) {
-		return;
+	} else {
+		/* Exactly WORKER_BUF_CAP (buf_reserve would round up to a
+		 * power of two), so that it can go back to the cache. */
+		b->data = malloc(WORKER_BUF_CAP);
+		if (b->data == NULL)
+			return;
 	}
+	b->cap = WORKER_BUF_CAP;
 	b->len = 0;
 }
 
