@@ -1415,7 +1415,10 @@ static void backend_failed(struct client *c, int err, int timeout)
 	}
 	log_warn("backend failed", "backend=%s err=%s connected=%d",
 		 wb ? wb->b->name : "-", uv_err_name(err), connected);
-	if (c->rq->resp_head_sent) {
+	/* Once response bytes are on their way to the client (sent, or
+	 * queued in a write that still points into bc->in), the request
+	 * cannot be retried or answered anew: close. */
+	if (c->rq->resp_head_sent || c->writing) {
 		client_close(c);
 		return;
 	}
@@ -1587,11 +1590,17 @@ static void pump_req(struct client *c)
 static void finish_request(struct client *c)
 {
 	struct bconn *bc = c->rq->bc;
+	/* The backend answered before the end of the request body left:
+	 * the rest is still queued on bc, pointing into c->in. Neither
+	 * connection can go on (closing bc stops that write before its
+	 * memory is reused; the client's unsent body would otherwise be
+	 * read as its next request). */
+	int body_queued = bc && bc->writing;
 	int reusable;
 
 	reusable = bc && bc->msg.keep_alive && c->rq->req_body_done &&
 		   bc->msg.body != HTTP_BODY_EOF && bc->in_pos == bc->in.len &&
-		   !c->w->stopping;
+		   !c->w->stopping && !body_queued;
 	if (bc) {
 		bconn_deadline_off(bc);
 		if (bc->paused) {
@@ -1611,7 +1620,7 @@ static void finish_request(struct client *c)
 	}
 	request_end(c);
 	if (c->close_after || !c->rq->req_body_done || !c->rq->req.keep_alive ||
-	    c->w->stopping) {
+	    c->w->stopping || body_queued) {
 		client_close(c);
 		return;
 	}
@@ -2085,7 +2094,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	if (nread < 0) {
-		if (nread == UV_ENOBUFS) {
+		if (nread == UV_ENOBUFS && c->rq != NULL) {
 			reply_error(c, 500, "out of memory", 1);
 			return;
 		}
