@@ -64,6 +64,27 @@ def test_metrics_exposition(origin, edge):
     assert re.search(r"^storekeep_http_requests_in_flight 0$", text, re.M)
 
 
+def test_request_metrics_can_be_turned_off(origin, edge):
+    """monitor.request_metrics: false (for measuring their cost) stops the
+    per-route histogram and classes; the totals still count."""
+    routes = "routes:\n  - name: all\n    path: /\n    pool: shop"
+
+    def route_count(text):
+        m = re.search(r'^storekeep_http_request_duration_seconds_count'
+                      r'\{[^}]*route="all"[^}]*\} (\d+)$', text, re.M)
+        return int(m.group(1)) if m else 0
+
+    for on in (True, False):
+        e = edge([("b0", origin("on" if on else "off"))], routes=routes,
+                 extra=f"monitor:\n  request_metrics: {str(on).lower()}")
+        for _ in range(20):
+            assert requests.get(e.url + "/", timeout=5).status_code == 200
+        text = requests.get(e.admin + "/metrics", timeout=5).text
+        assert route_count(text) == (20 if on else 0), on
+        assert re.search(r'^storekeep_http_requests_total 20$', text, re.M)
+        assert e.proc.stop() == 0
+
+
 def test_world_readable_token_is_refused(tmp_path, storekeep_bin):
     port, aport = free_port(), free_port()
     cfg = write_config(tmp_path, [("b0", free_port())], port, aport)
