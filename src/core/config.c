@@ -265,7 +265,8 @@ static const struct field timeouts_fields[] = {
 	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
 	 .flags = F_RELOAD,
 	 .doc = "time to the first byte of a backend response, and longest "
-		"idle gap after it"},
+		"idle gap after it (not counted while the client reads "
+		"slower than the backend sends)"},
 	{AT("shutdown_grace", struct cfg_timeouts, shutdown_grace_ms),
 	 .type = T_DURATION, .min = 0, .max = MS_HOUR, .def = "10s",
 	 .flags = F_RELOAD,

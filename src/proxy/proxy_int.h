@@ -149,6 +149,8 @@ struct bconn {
 	unsigned closing : 1;
 	unsigned in_idle : 1;	/* on wb->idle */
 	unsigned got_bytes : 1; /* any response byte for the current request */
+	unsigned eof : 1;	/* the backend closed: a close-delimited body
+				 * ends once in[] has all gone out */
 };
 
 /* A worker's view of one backend. */

@@ -1307,6 +1307,32 @@ void session_on_connect(struct bconn *bc, int status)
 	start_exchange(c);
 }
 
+/*
+ * Reading from a backend stops while the client is slower than it. The
+ * backend is not idle then, so its response deadline (an idle gap of the
+ * backend's) stops too; the client is bounded by timeouts.request. It
+ * runs again from the moment reading resumes.
+ */
+static void backend_pause(struct bconn *bc)
+{
+	bc->paused = 1;
+	bconn_deadline_off(bc);
+}
+
+static uint32_t response_ms(struct client *c);
+static void backend_read_start(struct bconn *bc);
+
+static void backend_resume(struct client *c, struct bconn *bc)
+{
+	if (!bc->paused)
+		return;
+	bc->paused = 0;
+	if (bc->eof)
+		return; /* nothing more to read or wait for */
+	bconn_deadline(bc, response_ms(c));
+	backend_read_start(bc);
+}
+
 static void backend_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
 {
 	struct bconn *bc = h->data;
@@ -1324,14 +1350,14 @@ static void backend_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
 		return;
 	}
 	if (bc->in.len - bc->in_pos >= 4 * READ_CHUNK) {
-		bc->paused = 1; /* the client reads slower than the backend */
+		backend_pause(bc); /* the client reads slower than the backend */
 		return;
 	}
 	if (bc->in.data == NULL)
 		worker_buf_get(bc->w, &bc->in);
 	if (bc->in.cap - bc->in.len < MIN_READ + 1) {
 		if (bc->c->writing) {
-			bc->paused = 1; /* in.data is in the client write */
+			backend_pause(bc); /* in.data is in the client write */
 			return;
 		}
 		if (buf_reserve(&bc->in, READ_CHUNK) != 0)
@@ -1389,6 +1415,7 @@ static void start_exchange(struct client *c)
 	if (backend_timed(c))
 		c->rq->t_backend_us = now_us();
 	bc->got_bytes = 0;
+	bc->eof = 0;
 	buf_reset(&bc->in);
 	bc->in_pos = 0;
 	http_parser_init(&bc->parser, 0, c->rq->req.method, &bc->msg, bc->hdrs,
@@ -1640,10 +1667,8 @@ static int client_wrote(struct client *c)
 			bc->in.len = 0;
 			bc->in_pos = 0;
 		}
-		if (bc->paused && !c->rq->resp_body_done) {
-			bc->paused = 0;
-			backend_read_start(bc);
-		}
+		if (!c->rq->resp_body_done)
+			backend_resume(c, bc);
 	}
 	c->rq->cwrite_n = 0;
 	buf_reset(&c->rq->dechunk);
@@ -1831,6 +1856,9 @@ static void pump_resp(struct client *c)
 				break;
 			}
 		}
+		if (bc->msg.body == HTTP_BODY_EOF && bc->eof &&
+		    !c->rq->resp_body_done && bc->in_pos + k == bc->in.len)
+			c->rq->resp_body_done = 1;
 		if (!c->rq->resp_head_sent && c->rq->out.len)
 			bufs[nb++] = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
 		if (k > 0) {
@@ -1865,10 +1893,7 @@ static void pump_resp(struct client *c)
 				finish_request(c);
 				return;
 			}
-			if (bc->paused) {
-				bc->paused = 0;
-				backend_read_start(bc);
-			}
+			backend_resume(c, bc);
 			return;
 		}
 		c->rq->write.data = c;
@@ -1909,8 +1934,10 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (nread < 0) {
 		if (nread == UV_EOF && c->rq->resp_head_ready &&
 		    bc->msg.body == HTTP_BODY_EOF) {
-			/* The body ends with the connection. */
-			c->rq->resp_body_done = 1;
+			/* The body ends with the connection, once what is
+			 * already read has gone out (pump_resp). */
+			bc->eof = 1;
+			bconn_deadline_off(bc);
 			backend_read_stop(bc);
 			if (!c->writing)
 				pump_resp(c);

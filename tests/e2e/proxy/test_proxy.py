@@ -324,3 +324,75 @@ def test_concurrent_load_no_errors(origin, edge):
         t.join(60)
     assert errors == []
     assert e.status()["in_flight"] == 0
+
+
+class CloseDelimited:
+    """A backend whose responses have no length: the body ends when it
+    closes the connection (HTTP/1.1 allows it). /healthz answers 200 with
+    a Content-Length so the pool's checks pass."""
+
+    def __init__(self, body):
+        self.body = body
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,),
+                             daemon=True).start()
+
+    def _one(self, conn):
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                head += d
+            if head.startswith(b"GET /healthz"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                             b"Connection: close\r\n\r\nok")
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/"
+                         b"octet-stream\r\n\r\n" + self.body)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_close_delimited_body_reaches_a_slow_client_whole(edge):
+    """A body that ends with the backend's close, larger than the socket
+    buffers, to a client that starts reading late (longer than
+    backend_response): everything arrives. Reading from the backend
+    pauses while the client is slow, and so does the backend's deadline;
+    bytes read before the close go out after it."""
+    body = os.urandom(24 << 20)
+    be = CloseDelimited(body)
+    try:
+        e = edge([("cd", be.port)],
+                 extra="timeouts:\n  backend_response: 1s")
+        s = socket.create_connection(("127.0.0.1", e.port))
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(2.5)  # the proxy's writes back up; 1 s deadline passes
+        got = bytearray()
+        s.settimeout(10)
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += d
+        s.close()
+        head, _, rest = bytes(got).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        assert len(rest) == len(body)
+        assert hashlib.sha256(rest).digest() == hashlib.sha256(body).digest()
+    finally:
+        be.close()
