@@ -603,7 +603,10 @@ static void idem_replay(struct client *c, struct idem_response *r)
 		     error_write_cb) != 0) {
 		c->writing = 0;
 		client_close(c);
+		return;
 	}
+	/* As for an error answer: a bounded time to take the replay. */
+	client_timer(c, tmo(c)->client_body_ms);
 }
 
 static void reply_error(struct client *c, int status, const char *detail,
@@ -1971,6 +1974,7 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			{
 				size_t hl = bc->msg.head_len;
 				uv_buf_t ib;
+				int w;
 
 				buf_reset(&c->rq->out);
 				http_serialize_head(&c->rq->out, &bc->msg, bc->in.data,
@@ -1979,8 +1983,14 @@ static void backend_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 				ib = uv_buf_init(c->rq->out.data, (unsigned)c->rq->out.len);
 				/* A try_write is enough for a few bytes; on a
 				 * full socket the interim response is dropped,
-				 * which RFC 9110 15.2 permits a proxy. */
-				(void)uv_try_write((uv_stream_t *)&c->tcp, &ib, 1);
+				 * which RFC 9110 15.2 permits a proxy. Half of
+				 * one would corrupt the stream: that closes. */
+				w = uv_try_write((uv_stream_t *)&c->tcp, &ib, 1);
+
+				if (w > 0 && (size_t)w < ib.len) {
+					client_close(c);
+					return;
+				}
 				buf_consume(&bc->in, hl);
 				http_parser_init(&bc->parser, 0, c->rq->req.method,
 						 &bc->msg, bc->hdrs,
