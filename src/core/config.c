@@ -140,6 +140,26 @@ struct section {
 	.name = key, .off = offsetof(st, member),                              \
 	.size = sizeof(((st *)0)->member)
 
+/*
+ * A list of plain values (`hosts: [a, b]`): a section of one field, the
+ * value itself, in a struct of its own. SCALAR_LIST(name, key, struct
+ * type, member, field doc, section doc, noun, field attributes...)
+ * defines name_fields and name_section.
+ */
+#define SCALAR_LIST(name, key, type, member, fdoc, doc_, noun_, ...)          \
+	static const struct field name##_fields[] = {                          \
+		{AT(key, type, member), .doc = fdoc, __VA_ARGS__},             \
+	};                                                                     \
+	static const struct section name##_section = {                         \
+		.doc = doc_,                                                   \
+		.scalar = 1,                                                   \
+		.noun = noun_,                                                 \
+		.fields = name##_fields,                                       \
+		.nfields = NFIELDS(name##_fields),                             \
+		.size = sizeof(type),                                          \
+		.line_off = NO_LINE,                                           \
+	}
+
 static const struct section root_section;
 
 /* Filled in by the loader for one map; the cross-field checks use it to
@@ -440,50 +460,17 @@ static const struct section pool_section = {
 	.check = check_pool,
 };
 
-static const struct field host_fields[] = {
-	{AT("host", struct cfg_host, pattern), .type = T_HOST, .min = 1,
-	 .max = 253, .doc = "host"},
-};
+SCALAR_LIST(host, "host", struct cfg_host, pattern, "host",
+	    "host patterns", "host",
+	    .type = T_HOST, .min = 1, .max = 253);
 
-static const struct section host_section = {
-	.doc = "host patterns",
-	.scalar = 1,
-	.noun = "host",
-	.fields = host_fields,
-	.nfields = NFIELDS(host_fields),
-	.size = sizeof(struct cfg_host),
-	.line_off = NO_LINE,
-};
+SCALAR_LIST(method, "method", struct cfg_method, method, "method",
+	    "methods", "method",
+	    .type = T_ENUM, .names = config_method_names);
 
-static const struct field method_fields[] = {
-	{AT("method", struct cfg_method, method), .type = T_ENUM,
-	 .names = config_method_names, .doc = "method"},
-};
-
-static const struct section method_section = {
-	.doc = "methods",
-	.scalar = 1,
-	.noun = "method",
-	.fields = method_fields,
-	.nfields = NFIELDS(method_fields),
-	.size = sizeof(struct cfg_method),
-	.line_off = NO_LINE,
-};
-
-static const struct field status_fields[] = {
-	{AT("status", struct cfg_status, status), .type = T_INT, .min = 500,
-	 .max = 599, .doc = "status"},
-};
-
-static const struct section status_section = {
-	.doc = "statuses",
-	.scalar = 1,
-	.noun = "status",
-	.fields = status_fields,
-	.nfields = NFIELDS(status_fields),
-	.size = sizeof(struct cfg_status),
-	.line_off = NO_LINE,
-};
+SCALAR_LIST(status, "status", struct cfg_status, status, "status",
+	    "statuses", "status",
+	    .type = T_INT, .min = 500, .max = 599);
 
 static const struct field retry_fields[] = {
 	{AT("attempts", struct cfg_retry, attempts), .type = T_INT, .min = 0,
@@ -671,38 +658,17 @@ static const struct section idem_store_section = {
 static const char *const source_type_names[] = {"sqlite", "postgresql",
 						 "files", NULL};
 
-static const struct field path_fields[] = {
-	{AT("path", struct cfg_path, path), .type = T_FILE, .min = 1,
-	 .max = PATH_MAX - 1, .doc = "path"},
-};
+SCALAR_LIST(path, "path", struct cfg_path, path, "path",
+	    "paths", "path",
+	    .type = T_FILE, .min = 1, .max = PATH_MAX - 1);
 
-static const struct section path_section = {
-	.doc = "paths", .scalar = 1, .noun = "path",
-	.fields = path_fields, .nfields = NFIELDS(path_fields),
-	.size = sizeof(struct cfg_path), .line_off = NO_LINE,
-};
+SCALAR_LIST(pattern, "pattern", struct cfg_pattern, pattern, "pattern",
+	    "patterns", "pattern",
+	    .type = T_STR, .min = 1, .max = 1024);
 
-static const struct field pattern_fields[] = {
-	{AT("pattern", struct cfg_pattern, pattern), .type = T_STR, .min = 1,
-	 .max = 1024, .doc = "pattern"},
-};
-
-static const struct section pattern_section = {
-	.doc = "patterns", .scalar = 1, .noun = "pattern",
-	.fields = pattern_fields, .nfields = NFIELDS(pattern_fields),
-	.size = sizeof(struct cfg_pattern), .line_off = NO_LINE,
-};
-
-static const struct field sql_fields[] = {
-	{AT("sql", struct cfg_sql, sql), .type = T_STR, .min = 1,
-	 .max = 4096, .doc = "sql"},
-};
-
-static const struct section sql_section = {
-	.doc = "SQL", .scalar = 1, .noun = "assertion",
-	.fields = sql_fields, .nfields = NFIELDS(sql_fields),
-	.size = sizeof(struct cfg_sql), .line_off = NO_LINE,
-};
+SCALAR_LIST(sql, "sql", struct cfg_sql, sql, "sql",
+	    "SQL", "assertion",
+	    .type = T_STR, .min = 1, .max = 4096);
 
 static int check_source(struct loader *l, void *obj, const struct mapinfo *mi);
 static int check_monitor(struct loader *l, void *obj, const struct mapinfo *mi);
@@ -860,16 +826,9 @@ static const struct section backup_section = {
 static const char *const probe_type_names[] = {"http", "tcp", "postgresql",
 						"sqlite", "nagios", NULL};
 
-static const struct field arg_fields[] = {
-	{AT("arg", struct cfg_arg, arg), .type = T_STR, .min = 0, .max = 4096,
-	 .doc = "argument"},
-};
-
-static const struct section arg_section = {
-	.doc = "arguments", .scalar = 1, .noun = "argument",
-	.fields = arg_fields, .nfields = NFIELDS(arg_fields),
-	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
-};
+SCALAR_LIST(arg, "arg", struct cfg_arg, arg, "argument",
+	    "arguments", "argument",
+	    .type = T_STR, .min = 0, .max = 4096);
 
 static int check_probe(struct loader *l, void *obj, const struct mapinfo *mi);
 
@@ -985,16 +944,9 @@ static const struct section label_section = {
 	.check = check_label,
 };
 
-static const struct field label_name_fields[] = {
-	{AT("label", struct cfg_arg, arg), .type = T_NAME, .min = 1, .max = 64,
-	 .flags = F_RELOAD, .doc = "label name"},
-};
-
-static const struct section label_name_section = {
-	.doc = "label names", .scalar = 1, .noun = "label",
-	.fields = label_name_fields, .nfields = NFIELDS(label_name_fields),
-	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
-};
+SCALAR_LIST(label_name, "label", struct cfg_arg, arg, "label name",
+	    "label names", "label",
+	    .type = T_NAME, .min = 1, .max = 64, .flags = F_RELOAD);
 
 /* The keys of a query, in a rule (st, pfx: struct cfg_alert_rule, expr.)
  * and in its plus and over maps (struct cfg_alert_query, nothing). */
@@ -1217,27 +1169,13 @@ static const struct section slo_section = {
 	.check = check_slo,
 };
 
-static const struct field header_fields[] = {
-	{AT("header", struct cfg_arg, arg), .type = T_STR, .min = 3,
-	 .max = 4096, .flags = F_RELOAD, .doc = "header"},
-};
+SCALAR_LIST(header, "header", struct cfg_arg, arg, "header",
+	    "headers", "header",
+	    .type = T_STR, .min = 3, .max = 4096, .flags = F_RELOAD);
 
-static const struct section header_section = {
-	.doc = "headers", .scalar = 1, .noun = "header",
-	.fields = header_fields, .nfields = NFIELDS(header_fields),
-	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
-};
-
-static const struct field address_fields[] = {
-	{AT("address", struct cfg_arg, arg), .type = T_STR, .min = 3,
-	 .max = 254, .flags = F_RELOAD, .doc = "address"},
-};
-
-static const struct section address_section = {
-	.doc = "addresses", .scalar = 1, .noun = "address",
-	.fields = address_fields, .nfields = NFIELDS(address_fields),
-	.size = sizeof(struct cfg_arg), .line_off = NO_LINE,
-};
+SCALAR_LIST(address, "address", struct cfg_arg, arg, "address",
+	    "addresses", "address",
+	    .type = T_STR, .min = 3, .max = 254, .flags = F_RELOAD);
 
 static const struct field notifier_fields[] = {
 	{AT("name", struct cfg_notifier, name), .type = T_NAME, .min = 1,
