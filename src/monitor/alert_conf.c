@@ -388,6 +388,26 @@ static int build_slo(struct builder *b, size_t idx, struct alert_rule *rules,
 	int rc;
 
 	snprintf(path, sizeof(path), "monitor.alerts.slos[%zu]", idx);
+	/* The route label is a route's name, or "default" without routes:
+	 * an SLO on anything else would never have data. */
+	{
+		const struct config *cfg = b->cfg;
+		bool found = cfg->nroutes == 0 && strcmp(cs->route, "default") == 0;
+
+		for (size_t i = 0; i < cfg->nroutes && !found; i++)
+			found = strcmp(cfg->routes[i].name, cs->route) == 0;
+		if (!found) {
+			char p2[160];
+
+			snprintf(p2, sizeof(p2), "%s.route", path);
+			return bfail(b, cs->line, p2,
+				     "there is no route named \"%s\"%s", cs->route,
+				     cfg->nroutes ? ""
+						  : " (without routes, every "
+						    "request is on route "
+						    "\"default\")");
+		}
+	}
 	memset(&slo, 0, sizeof(slo));
 	slo.name = own_strdup(b->priv, cs->name);
 	slo.route = own_strdup(b->priv, cs->route);

@@ -401,7 +401,11 @@ static void test_slo_rules(void **state)
 	struct alert_rule defs[16];
 	size_t ndef = alert_default_rules(defs, 16);
 	struct alert_setup *s = build(
-		ALERTS "    rules:\n"
+		MIN_POOLS "routes:\n"
+		"  - {name: checkout, path: /checkout, pool: shop}\n"
+		"  - {name: api, path: /api, pool: shop}\n"
+		"monitor:\n  alerts:\n"
+		       "    rules:\n"
 		       "      - {name: Mine, expr: up, op: \"==\", threshold: 0}\n"
 		       "    slos:\n"
 		       "      - name: checkout\n"
@@ -540,12 +544,29 @@ static void test_notifiers(void **state)
 }
 
 /* Errors name the file, the line and the key to fix. */
+/* Without routes every request is on route "default". */
+static void build_ok_default_slo(void)
+{
+	struct alert_setup *s = build(ALERTS "    slos:\n"
+				      "      - {name: all, route: default, "
+				      "objective: 0.99}\n");
+
+	alert_setup_free(s);
+}
+
 static void test_errors(void **state)
 {
 	char *pw644 = write_tmp("pw644", "x\n", 0644);
 	char *pwempty = write_tmp("pwempty", "", 0600);
 	char *missing = fmt("%s/no-such-file", tmpdir);
 
+	/* An SLO on a route that does not exist would never have data. */
+	build_err(ALERTS "    slos:\n"
+			 "      - {name: s, route: chekout, objective: 0.99}\n",
+		  "storekeep.yaml:9: monitor.alerts.slos[0].route: there is no "
+		  "route named \"chekout\" (without routes, every request is "
+		  "on route \"default\")");
+	build_ok_default_slo();
 	build_err(ALERTS "    rules:\n"
 			 "      - name: A\n"
 			 "        expr: 'up{a=\"x\"'\n"
