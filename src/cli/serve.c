@@ -343,6 +343,13 @@ static void status_hook(void *ud, json_t *root)
 
 	if (s->backup)
 		json_object_set_new(root, "backups", backup_status_json(s->backup));
+	if (s->asrc)
+		json_object_set_new(
+			root, "alert_source",
+			json_pack("{s:I,s:I}", "histogram_series",
+				  (json_int_t)alert_src_hist_series(s->asrc),
+				  "snapshot_bytes",
+				  (json_int_t)alert_src_bytes(s->asrc)));
 	if (s->sup == NULL)
 		return;
 	arr = json_array();

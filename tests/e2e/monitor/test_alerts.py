@@ -555,6 +555,8 @@ def test_error_rate_latency_and_slo_burn_from_real_traffic(
                what="HighLatency")
     v = hook.alerts("firing", "HighLatency")[0]["value"]
     assert 0.11 < v < 0.14, v  # p99 of the window: a 120 ms request
+    src = e.status()["alert_source"]
+    assert src["histogram_series"] >= 1 and src["snapshot_bytes"] > 0
 
 
 def test_reload_changes_rules_and_refuses_bad_ones(origin, edge, tmp_path,
