@@ -108,9 +108,22 @@ static int cmd_check(int argc, char **argv)
 		config_unref(cfg);
 		return 1;
 	}
+	{
+		size_t nb = 0, nrules = 0;
+
+		for (size_t i = 0; i < cfg->npools; i++)
+			nb += cfg->pools[i].nbackends;
+		for (size_t i = 0; alerts->enabled && i < alerts->nrules; i++)
+			nrules += !alerts->rules[i].disabled;
+		printf("%s: configuration is valid (%zu pool%s, %zu backend%s, "
+		       "%zu route%s, %zu alert rule%s, %zu notifier%s)\n",
+		       path, cfg->npools, cfg->npools == 1 ? "" : "s", nb,
+		       nb == 1 ? "" : "s", cfg->nroutes,
+		       cfg->nroutes == 1 ? "" : "s", nrules,
+		       nrules == 1 ? "" : "s", alerts->notify.nchannels,
+		       alerts->notify.nchannels == 1 ? "" : "s");
+	}
 	alert_setup_free(alerts);
-	printf("%s: configuration is valid (%zu pool, %zu backends)\n", path,
-	       cfg->npools, cfg->npools ? cfg->pools[0].nbackends : 0);
 	config_unref(cfg);
 	return 0;
 }
