@@ -413,17 +413,6 @@ struct route {
 	char backend[NAME_MAX_LEN + 1];
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Copies the path segment s[0..len) into out, decoding %XX. Returns 0, or
  * -1 when the segment is empty. A segment that is badly escaped, too long,
@@ -443,8 +432,8 @@ static int segment(const char *s, size_t len, char out[NAME_MAX_LEN + 1])
 		int c = (unsigned char)s[i];
 
 		if (c == '%') {
-			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < len ? http_hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < len ? http_hexval((unsigned char)s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0)
 				goto raw;

@@ -176,6 +176,16 @@ static inline const char *http_span_ptr(const char *base, struct http_span s)
 /* Case-insensitive comparison of a span with a NUL-terminated string. */
 int http_span_ieq(const char *base, struct http_span s, const char *lit);
 
+/* The value of the hex digit c, or -1. */
+int http_hexval(int c);
+/*
+ * Decodes an application/x-www-form-urlencoded piece (a query or form
+ * value, or a key) s[0..n) into out, replacing its contents: '+' is a
+ * space, %XX a byte. Returns 0 (out NUL-terminated), or -EINVAL for a
+ * bad escape or an encoded NUL.
+ */
+int http_form_decode(const char *s, size_t n, struct buf *out);
+
 /* Index of the first header named name (case-insensitive) at or after
  * index from, or -1. */
 int http_msg_find(const struct http_msg *m, const char *base,

@@ -8,8 +8,10 @@
  */
 #include "http/http.h"
 
+#include <errno.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "http/http_int.h"
 
 /*
@@ -255,4 +257,40 @@ const char *http_status_reason(int status)
 	case 511: return "Network Authentication Required";
 	}
 	return "Unknown";
+}
+
+int http_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int http_form_decode(const char *s, size_t n, struct buf *out)
+{
+	buf_reset(out);
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi = i + 2 < n ? http_hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? http_hexval((unsigned char)s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0)
+			return -EINVAL;
+		buf_appendc(out, (char)c);
+	}
+	buf_cstr(out);
+	return 0;
 }

@@ -15,6 +15,9 @@
 
 #include "monitor/history.h"
 
+#include "core/buf.h"
+#include "http/http.h"
+
 #define PARAM_MAX 2048
 
 enum { P_METRIC, P_LABELS, P_FROM, P_TO, P_STEP, P_AGG, P_N };
@@ -22,46 +25,20 @@ enum { P_METRIC, P_LABELS, P_FROM, P_TO, P_STEP, P_AGG, P_N };
 static const char *const names[P_N] = {"metric", "labels", "from",
 				       "to",	 "step",   "agg"};
 
-static int hexval(char c)
+/* Decodes s[0..n) (%XX, '+' for space) into out (cap bytes). Returns 0,
+ * or -1 for a bad escape, a NUL, or a value too long. */
+static int decode(const char *s, size_t n, char *out, size_t cap)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+	struct buf b;
+	int r = -1;
 
-/* Decodes s[0..n) (%XX, '+' for space) into out (PARAM_MAX + 1 bytes).
- * Returns 0, or -1 for a bad escape, a NUL, or a value too long. */
-static int decode(const char *s, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int hi, lo;
-
-			if (i + 2 >= n)
-				return -1;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = hi * 16 + lo;
-			i += 2;
-		}
-		if (c == 0 || o == PARAM_MAX)
-			return -1;
-		out[o++] = (char)c;
+	buf_init(&b);
+	if (http_form_decode(s, n, &b) == 0 && b.len < cap) {
+		memcpy(out, b.data, b.len + 1);
+		r = 0;
 	}
-	out[o] = '\0';
-	return 0;
+	buf_fini(&b);
+	return r;
 }
 
 /* A number with an optional unit s, m, h, d, in seconds. */
@@ -149,7 +126,7 @@ int history_query_params(struct history *h, const char *qs, uint64_t now_ms,
 			continue;
 		}
 		if (!eq || (size_t)(eq - p) >= sizeof(key) ||
-		    decode(p, (size_t)(eq - p), key) != 0) {
+		    decode(p, (size_t)(eq - p), key, sizeof(key)) != 0) {
 			*out = error("malformed query parameter near \"%.40s\"", p);
 			goto out;
 		}
@@ -166,7 +143,8 @@ int history_query_params(struct history *h, const char *qs, uint64_t now_ms,
 			goto out;
 		}
 		val[k] = malloc(PARAM_MAX + 1);
-		if (!val[k] || decode(eq + 1, n - (size_t)(eq + 1 - p), val[k])) {
+		if (!val[k] || decode(eq + 1, n - (size_t)(eq + 1 - p), val[k],
+				      PARAM_MAX + 1)) {
 			*out = error("%s: bad percent-escape or too long", key);
 			goto out;
 		}

@@ -53,17 +53,6 @@ struct rq {
 
 /* --- input ------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Finds name in an application/x-www-form-urlencoded string (a query or
  * a form body) and decodes its value into out. Returns 1 when found, 0
@@ -81,33 +70,11 @@ static int form_get(const char *s, size_t len, const char *name,
 			end++;
 		for (eq = i; eq < end && s[eq] != '='; eq++)
 			;
-		if (eq - i == nlen && memcmp(s + i, name, nlen) == 0) {
-			size_t k;
-
-			buf_reset(out);
-			for (k = eq + 1; k < end; k++) {
-				int hi, lo;
-
-				if (s[k] == '+') {
-					buf_appendc(out, ' ');
-					continue;
-				}
-				if (s[k] != '%') {
-					buf_appendc(out, s[k]);
-					continue;
-				}
-				if (k + 2 >= end)
-					return -EINVAL;
-				hi = hexval((unsigned char)s[k + 1]);
-				lo = hexval((unsigned char)s[k + 2]);
-				if (hi < 0 || lo < 0 || (hi | lo) == 0)
-					return -EINVAL;
-				buf_appendc(out, (char)(hi << 4 | lo));
-				k += 2;
-			}
-			buf_cstr(out);
-			return 1;
-		}
+		if (eq - i == nlen && memcmp(s + i, name, nlen) == 0)
+			return http_form_decode(s + eq + (eq < end),
+						end - eq - (eq < end), out) == 0
+				       ? 1
+				       : -EINVAL;
 		i = end + 1;
 	}
 	return 0;

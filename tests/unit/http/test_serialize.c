@@ -6,6 +6,7 @@
  * being serialized, and every rebuilt head is parsed again to check that
  * what we write is something we would accept.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +284,35 @@ static void test_error_response_parses_back(void **state)
 	}
 }
 
+/* Form and query values: '+', %XX, and what is refused. */
+static void test_form_decode(void **state)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} cases[] = {
+		{"a+b%20c", "a b c"}, {"%41%62", "Ab"}, {"", ""},
+		{"%e2%82%AC", "\xe2\x82\xac"}, {"100%", NULL}, {"%4", NULL},
+		{"%zz", NULL}, {"x%00y", NULL},
+	};
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = http_form_decode(cases[i].in, strlen(cases[i].in), &b);
+
+		if (cases[i].out == NULL) {
+			assert_int_equal(r, -EINVAL);
+		} else {
+			assert_int_equal(r, 0);
+			assert_string_equal(buf_cstr(&b), cases[i].out);
+		}
+	}
+	assert_int_equal(http_hexval('f'), 15);
+	assert_int_equal(http_hexval('G'), -1);
+	buf_fini(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_error_response_with_detail),
 		cmocka_unit_test(test_error_response_without_detail),
 		cmocka_unit_test(test_error_response_parses_back),
+		cmocka_unit_test(test_form_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
