@@ -964,12 +964,9 @@ static int may_retry(struct client *c, int reached)
 	return budget_take(c);
 }
 
-/* Rewinds the request so it can be sent again from its first byte. */
-static void rewind_request(struct client *c)
+/* The request body's framing from its head: nothing of it taken yet. */
+static void req_body_start(struct client *c)
 {
-	c->in_pos = c->rq->req.head_len;
-	c->rq->req_head_sent = 0;
-	c->rq->bwrite_n = 0;
 	switch (c->rq->req.body) {
 	case HTTP_BODY_LENGTH:
 		c->rq->req_left = c->rq->req.content_length;
@@ -984,6 +981,15 @@ static void rewind_request(struct client *c)
 		c->rq->req_body_done = 1;
 		break;
 	}
+}
+
+/* Rewinds the request so it can be sent again from its first byte. */
+static void rewind_request(struct client *c)
+{
+	c->in_pos = c->rq->req.head_len;
+	c->rq->req_head_sent = 0;
+	c->rq->bwrite_n = 0;
+	req_body_start(c);
 	c->rq->resp_head_ready = 0;
 	c->rq->resp_body_done = 0;
 	c->rq->sticky_set[0] = '\0';
@@ -1157,20 +1163,7 @@ static void process_head(struct client *c)
 	c->rq->bytes_in = c->rq->req.head_len;
 	client_timer_off(c);
 
-	switch (c->rq->req.body) {
-	case HTTP_BODY_LENGTH:
-		c->rq->req_left = c->rq->req.content_length;
-		c->rq->req_body_done = (c->rq->req_left == 0);
-		break;
-	case HTTP_BODY_CHUNKED:
-		http_chunked_init(&c->rq->req_chunked, 0);
-		c->rq->req_left = 0;
-		c->rq->req_body_done = 0;
-		break;
-	default:
-		c->rq->req_body_done = 1;
-		break;
-	}
+	req_body_start(c);
 	c->rq->replayable = 1;
 	/* Reading stays on: body bytes are forwarded as they come, pipelined
 	 * requests wait in c->in (bounded by CLIENT_AHEAD) until this one is
