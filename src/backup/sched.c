@@ -794,9 +794,9 @@ void backup_metrics_write(struct backup_sched *s, struct buf *out)
 	       "Creation time of the job's newest archive (0: none).", 0);
 	metric(out, s, "last_duration_seconds",
 	       "How long the job's last successful run took.", 1);
-	metric(out, s, "bytes_in",
+	metric(out, s, "last_read_bytes",
 	       "Bytes read from the sources by the last successful run.", 2);
-	metric(out, s, "bytes_out",
+	metric(out, s, "last_archive_bytes",
 	       "Size of the archive written by the last successful run.", 3);
 	metric(out, s, "archives", "Archives of the job in its repository.", 4);
 	metric(out, s, "last_run_failed", "1 when the job's last run failed.", 5);

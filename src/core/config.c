@@ -240,21 +240,21 @@ static const struct section admin_section = {
 
 static const struct field limits_fields[] = {
 	{AT("header_bytes", struct cfg_limits, header_bytes), .type = T_SIZE,
-	 .min = KIB, .max = MIB, .def = "16k", .flags = F_RELOAD,
+	 .min = KIB, .max = MIB, .def = "16k",
 	 .doc = "largest request head (request line and headers); larger "
 		"gets 431"},
 	{AT("headers", struct cfg_limits, headers), .type = T_INT, .min = 8,
-	 .max = 1000, .def = "100", .flags = F_RELOAD,
+	 .max = 1000, .def = "100",
 	 .doc = "most header fields in one request; more gets 431"},
 	{AT("target_bytes", struct cfg_limits, target_bytes), .type = T_SIZE,
-	 .min = 256, .max = 64 * KIB, .def = "8k", .flags = F_RELOAD,
+	 .min = 256, .max = 64 * KIB, .def = "8k",
 	 .doc = "longest request target (path and query); longer gets 414"},
 	{AT("body_bytes", struct cfg_limits, body_bytes), .type = T_SIZE,
 	 .min = 0, .max = TIB, .def = "64m", .flags = F_RELOAD,
 	 .doc = "largest request body; larger gets 413; 0 refuses every "
 		"request that has a body"},
 	{AT("client_conns", struct cfg_limits, client_conns), .type = T_INT,
-	 .min = 1, .max = 1000000, .def = "10000", .flags = F_RELOAD,
+	 .min = 1, .max = 1000000, .def = "10000",
 	 .doc = "most open client connections per worker thread"},
 };
 
@@ -3597,9 +3597,11 @@ static const char reference_intro[] =
 	"    storekeep.yaml:14: pools[0].backends[0].weight: expected an "
 	"integer from 1 to 1000, got \"heavy\"\n"
 	"\n"
-	"The reloadable column says which keys a reload will be able to change\n"
-	"without a restart. Reload itself (SIGHUP) is not implemented yet: for now\n"
-	"every change needs a restart.\n"
+	"The reloadable column says which keys a reload (`SIGHUP`, `storekeep "
+	"ctl reload`\n"
+	"or `POST /api/v1/reload`) changes without a restart; a reload that "
+	"changes\n"
+	"another key keeps its old value and says so (docs/operations.md).\n"
 	"\n"
 	"## Example\n"
 	"\n"

@@ -1699,8 +1699,9 @@ static void test_reference_content(void **state)
 	assert_non_null(strstr(ref, "\n## `pools[].backends[]`\n"));
 	assert_non_null(strstr(ref, "| `weight` | integer, 1..1000 | `1` | "
 				    "yes |"));
+	/* The proxy keeps the old header limits on a reload. */
 	assert_non_null(strstr(ref, "| `header_bytes` | size, 1k..1m | `16k` "
-				    "| yes |"));
+				    "| no |"));
 	assert_non_null(strstr(ref, "| `workers` | integer, 0..256 | `0` | "
 				    "no |"));
 	assert_non_null(strstr(ref, "| `token_file` | file path | required "
