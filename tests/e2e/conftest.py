@@ -35,6 +35,17 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def need(ok, why):
+    """Skips the test when a tool it needs is missing, with why; under CI
+    (CI set, where scripts/deps.sh has installed everything) that is a
+    failure, so a missing package cannot pass unnoticed."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 def port_open(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):

@@ -2,14 +2,11 @@
 
 Each test writes its own storekeep.yaml with a `backup` section into
 tmp_path and drives `storekeep backup -c FILE ...` as an operator would.
-If the binary has no `backup` command yet (the dispatch in main.c is not
-wired), the tests skip with that reason instead of failing.
 """
 import json
 import os
 import subprocess
 
-import pytest
 
 POOL = """pools:
   - name: shop
@@ -17,14 +14,6 @@ POOL = """pools:
       - name: a
         address: 127.0.0.1:9
 """
-
-
-def require_backup_cmd(binary):
-    r = subprocess.run([binary, "backup", "--help"], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0 and "unknown command" in r.stderr:
-        pytest.skip("this storekeep has no `backup` command yet: the lead "
-                    "wires cli_backup() into src/cli/main.c")
 
 
 def write_config(tmp_path, jobs, extra="", key=None, repo=None, name="storekeep.yaml"):

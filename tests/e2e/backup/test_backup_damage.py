@@ -6,7 +6,7 @@ the other archives of the repository stay verifiable.
 import os
 import shutil
 
-from bkutil import archives, require_backup_cmd, sk, write_config
+from bkutil import archives, sk, write_config
 
 
 def two_archives(binary, tmp_path):
@@ -38,7 +38,6 @@ def flip(path, pos):
 
 def test_flipped_byte_anywhere_fails_verify_naming_archive_and_file(
         storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg, arcs = two_archives(storekeep_bin, tmp_path)
     victim, other = arcs[1], arcs[0]
     path = victim["path"]
@@ -75,7 +74,6 @@ def test_flipped_byte_anywhere_fails_verify_naming_archive_and_file(
 
 
 def test_wrong_key_fails_clearly(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg, arcs = two_archives(storekeep_bin, tmp_path)
     key = tmp_path / "backup.key"
     shutil.copyfile(key, tmp_path / "right.key")
@@ -90,7 +88,6 @@ def test_wrong_key_fails_clearly(storekeep_bin, tmp_path):
 
 
 def test_truncated_archive_fails_clearly(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg, arcs = two_archives(storekeep_bin, tmp_path)
     path = arcs[1]["path"]
     size = os.path.getsize(path)

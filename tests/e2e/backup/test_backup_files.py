@@ -8,7 +8,7 @@ import os
 import stat
 import subprocess
 
-from bkutil import archives, repo_files, require_backup_cmd, sk, write_config
+from bkutil import archives, repo_files, sk, write_config
 
 ROOT = os.geteuid() == 0
 
@@ -53,7 +53,6 @@ def make_tree(base):
 
 
 def test_files_round_trip_keeps_content_modes_mtimes(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     tree = tmp_path / "site"
     want = make_tree(tree)
     data_st = os.stat(tree / "data")
@@ -111,7 +110,6 @@ def test_files_round_trip_keeps_content_modes_mtimes(storekeep_bin, tmp_path):
 
 
 def test_init_guards_the_key_and_usage_errors(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg = write_config(tmp_path, """    - name: j
       interval: 1h
       sources:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from bkutil import archives, repo_files, require_backup_cmd, sk, write_config
+from bkutil import archives, repo_files, sk, write_config
 
 # In the order a run passes them.
 POINTS = ["snapshot", "data", "manifest", "synced", "renamed", "prune"]
@@ -82,7 +82,6 @@ def check_repo(binary, cfg, tmp_path):
 
 def test_sigkill_at_each_step_leaves_earlier_archives_intact(storekeep_bin,
                                                              tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg = make_job(storekeep_bin, tmp_path)
     before = check_repo(storekeep_bin, cfg, tmp_path)
     for point in POINTS:
@@ -107,7 +106,6 @@ def test_sigkill_at_each_step_leaves_earlier_archives_intact(storekeep_bin,
 
 
 def test_sigkill_at_random_moments(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     cfg = make_job(storekeep_bin, tmp_path, big=24 << 20)
     rnd = random.Random(1234)
     for _ in range(5):

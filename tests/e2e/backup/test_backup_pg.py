@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from bkutil import archives, require_backup_cmd, sk, source, write_config
-from conftest import free_port
+from bkutil import archives, sk, source, write_config
+from conftest import free_port, need
 
 BINDIR = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -35,12 +35,14 @@ def as_pg(args):
 class Server:
     def __init__(self):
         if not BINDIR or not os.path.exists(os.path.join(BINDIR[-1], "initdb")):
-            pytest.skip("PostgreSQL server binaries are not installed")
+            need(False, "PostgreSQL server binaries are not installed "
+                 "(scripts/deps.sh)")
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                pytest.skip("no postgres user to run the server as")
+                need(False, "no postgres user to run the server as "
+                     "(the postgresql package makes it)")
         self.bin = BINDIR[-1]
         self.dir = tempfile.mkdtemp(prefix="sk-pg-", dir="/tmp")
         if os.geteuid() == 0:
@@ -125,7 +127,6 @@ class Inserter(threading.Thread):
 
 
 def test_postgresql_round_trip_while_inserting(pg, storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     pg.psql("postgres", "CREATE DATABASE shop")
     pg.psql("shop", "CREATE TABLE orders(id serial PRIMARY KEY, total int NOT NULL);"
                     "CREATE TABLE order_items(order_id int NOT NULL REFERENCES "
@@ -198,7 +199,6 @@ def test_postgresql_round_trip_while_inserting(pg, storekeep_bin, tmp_path):
 
 
 def test_postgresql_unreachable_fails_the_run(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     port = free_port()
     cfg = write_config(tmp_path, f"""    - name: pgjob
       interval: 1h

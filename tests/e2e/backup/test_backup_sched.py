@@ -2,17 +2,13 @@
 their schedule, applies retention after each run, verifies each new
 archive when an RPO is set without a drill schedule, reports through
 /api/v1/status and logs a failing job as an error.
-
-The scheduler is wired into the daemon by src/cli/serve.c; until it is,
-the daemon never logs "backup scheduler started" and these tests skip.
 """
 import os
 import sqlite3
 import time
 
-import pytest
 
-from bkutil import require_backup_cmd, sk, write_config
+from bkutil import sk, write_config
 from conftest import wait_until
 
 
@@ -25,7 +21,6 @@ def skb(repo, job):
 
 
 def test_interval_job_runs_in_the_daemon(edge, storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     db = tmp_path / "app.db"
     with sqlite3.connect(str(db)) as c:
         c.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY)")
@@ -57,12 +52,8 @@ def test_interval_job_runs_in_the_daemon(edge, storekeep_bin, tmp_path):
              "  jobs:\n" + jobs.rstrip("\n"))
     e = edge([("a", 9)], extra=extra)
     log = e.proc.log
-    try:
-        wait_until(lambda: "backup scheduler started" in log(), timeout=5,
-                   what="the backup scheduler")
-    except AssertionError:
-        pytest.skip("the backup scheduler is not wired into the daemon yet "
-                    "(backup_sched_start in src/cli/serve.c)")
+    wait_until(lambda: "backup scheduler started" in log(), timeout=5,
+               what="the backup scheduler")
     wait_until(lambda: len(skb(repo, "often")) >= 3, timeout=30,
                what="three archives from the scheduler")
     # Retention runs after each run: never more than keep_last for long.
@@ -73,9 +64,6 @@ def test_interval_job_runs_in_the_daemon(edge, storekeep_bin, tmp_path):
     assert "missing.db" in log()
 
     st = e.status()
-    if "backups" not in st:
-        pytest.skip("the scheduler runs, but /api/v1/status has no backups "
-                    "yet (backup_status_json in the status hook)")
     jobs = {j["name"]: j for j in st["backups"]["jobs"]}
     ok = jobs["often"]
     assert ok["last_success"] and ok["archives"] >= 1 and ok["bytes_out"] > 0

@@ -10,7 +10,7 @@ import threading
 
 import requests
 
-from bkutil import archives, require_backup_cmd, sk, source, write_config
+from bkutil import archives, sk, source, write_config
 from conftest import free_port, wait_port, wait_until
 
 
@@ -61,7 +61,6 @@ def count(db, table):
 
 def test_shop_backup_during_checkouts_restores_consistently(procs, storekeep_bin,
                                                             tmp_path):
-    require_backup_cmd(storekeep_bin)
     pr, url, db = start_shop(procs, storekeep_bin, tmp_path)
     cfg = write_config(tmp_path, f"""    - name: shop
       interval: 1h

@@ -2,11 +2,10 @@
 archive, restores, and is verified without the job's SQL assertions."""
 import sqlite3
 
-from bkutil import archives, require_backup_cmd, sk, source, write_config
+from bkutil import archives, sk, source, write_config
 
 
 def test_state_database_is_in_every_archive(storekeep_bin, tmp_path):
-    require_backup_cmd(storekeep_bin)
     shop = tmp_path / "shop.db"
     with sqlite3.connect(shop) as db:
         db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")

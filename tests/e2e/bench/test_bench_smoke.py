@@ -5,15 +5,13 @@ nothing and judges no speed. Here it runs against storekeep and the bare
 origin only (the peers are the harness's business, not `make check`'s),
 with the binary under test (STOREKEEP_BIN), and the test checks that the
 table came out with storekeep serving real traffic in every load scenario.
-wrk is the one tool it needs that `make check` does not install: without
-it the test is skipped, and says so.
 """
 import os
 import re
 import shutil
 import subprocess
 
-import pytest
+from conftest import need
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 RUN = os.path.join(ROOT, "bench", "run")
@@ -46,11 +44,9 @@ def table_rows(out, system):
 
 
 def test_bench_smoke(storekeep_bin, tmp_path):
-    if not shutil.which("wrk"):
-        pytest.skip("wrk is not installed: the bench smoke run needs it "
-                    "(`apt-get install wrk`, or `make bench` installs it)")
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("the bench pins the proxy and the load to two CPUs")
+    need(shutil.which("wrk"), "wrk is not installed (scripts/deps.sh)")
+    need(len(os.sched_getaffinity(0)) >= 2,
+         "the bench pins the proxy and the load to two CPUs")
 
     env = dict(os.environ, BENCH_SMOKE="1", BENCH_SYSTEMS="origin storekeep",
                STOREKEEP_BIN=os.path.abspath(storekeep_bin),

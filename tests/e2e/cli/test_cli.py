@@ -1,7 +1,6 @@
 """The storekeep command: check, usage errors, and the demo."""
 import os
 import signal
-import socket
 import subprocess
 
 import requests

@@ -3,19 +3,16 @@ state changes as the origin's health changes, GET /api/v1/query over the
 in-memory hour and over the SQLite file after a restart, and a hung
 plugin that neither delays the other probes nor the shutdown.
 
-These need the daemon to run the probes and the history (src/cli/serve.c)
-and the admin to serve them (src/admin/admin.c); until it does, each
-test skips saying so. The unit tests (tests/unit/monitor/test_probe*.c,
+The unit tests (tests/unit/monitor/test_probe*.c,
 test_history.c) cover the module itself against real servers.
 """
 import os
 import sqlite3
 import time
 
-import pytest
 import requests
 
-from conftest import free_port, wait_until
+from conftest import need, wait_until
 
 PLUGINS = "/usr/lib/nagios/plugins"
 
@@ -57,18 +54,13 @@ def metrics(e):
 
 
 def need_probes(e):
-    try:
-        wait_until(lambda: "storekeep_probe_up{" in metrics(e), timeout=5,
-                   what="probe metrics")
-    except AssertionError:
-        pytest.skip("probes are not wired into the daemon yet "
-                    "(probes_start in src/cli/serve.c)")
+    wait_until(lambda: "storekeep_probe_up{" in metrics(e), timeout=5,
+               what="probe metrics")
 
 
 def need_query(e):
     r = e.api("GET", "/api/v1/query", params={"metric": "storekeep_probe_up"})
-    if r.status_code == 404:
-        pytest.skip("GET /api/v1/query is not wired into the admin yet")
+    assert r.status_code == 200, r.text
     return r
 
 
@@ -114,9 +106,9 @@ def test_probe_results_on_metrics(origin, edge, tmp_path):
                               probe="web", type="http") == 0, what="web ok")
 
 
-@pytest.mark.skipif(not os.path.exists(PLUGINS + "/check_dummy"),
-                    reason="monitoring-plugins-basic is not installed")
 def test_nagios_plugins_and_a_hung_one(origin, edge, tmp_path):
+    need(os.path.exists(PLUGINS + "/check_dummy"),
+         "monitoring-plugins-basic is not installed (scripts/deps.sh)")
     op = origin("o1")
     hang = tmp_path / "hang.sh"
     hang.write_text("#!/bin/sh\nsleep 60\n")

@@ -7,7 +7,6 @@ import signal
 import socket
 import time
 
-import pytest
 
 from conftest import Client, free_port, origin_ctl, origin_stats, wait_until
 

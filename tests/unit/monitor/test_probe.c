@@ -545,6 +545,9 @@ static void test_probes_real(void **state)
 
 	(void)state;
 	env_start(&e);
+	if (!have_plugins && getenv("CI"))
+		fail_msg("monitoring-plugins-basic is missing under CI "
+			 "(scripts/deps.sh installs it)");
 	if (!have_plugins)
 		print_message("monitoring-plugins-basic is not installed; the "
 			      "check_dummy, check_tcp and check_disk probes "
