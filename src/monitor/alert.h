@@ -56,7 +56,8 @@
  * whenever a state changes, a notification goes out or a silence is
  * added or deleted, and read back by alert_engine_new(): a restart
  * neither re-pages a firing alert nor forgets to resolve it. The file is
- * not fsynced; a power cut can lose the last changes, never the file.
+ * fsynced before the rename: a power cut can lose the last changes, never
+ * the file.
  *
  * Times are wall-clock milliseconds since the Unix epoch (they are
  * persisted and shown to people); the caller passes them in, so tests

@@ -25,10 +25,12 @@
  * <path>.bad, so that the next save does not destroy the evidence.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -52,7 +54,8 @@ int alert_state_save(struct alert_engine *e)
 	       *sils = json_array();
 	size_t n = strlen(e->state_path) + 5;
 	char *tmp = malloc(n);
-	int rc = 0;
+	int rc = 0, fd;
+	bool ok;
 
 	SK_ASSERT(tmp != NULL);
 	snprintf(tmp, n, "%s.tmp", e->state_path);
@@ -107,9 +110,16 @@ int alert_state_save(struct alert_engine *e)
 			    json_integer((json_int_t)e->now_ms));
 	json_object_set_new(root, "alerts", alerts);
 	json_object_set_new(root, "silences", sils);
+	/* The new file's bytes reach the disk before the rename does, so a
+	 * power cut leaves the old state or the new one, never an empty
+	 * file (which the next start would set aside as .bad). */
 	errno = 0;
-	if (json_dump_file(root, tmp, JSON_COMPACT) < 0 ||
-	    rename(tmp, e->state_path) < 0) {
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ok = fd >= 0 && json_dumpfd(root, fd, JSON_COMPACT) == 0 &&
+	     fsync(fd) == 0;
+	if (fd >= 0 && close(fd) != 0)
+		ok = false;
+	if (!ok || rename(tmp, e->state_path) < 0) {
 		rc = errno ? -errno : -EIO;
 		log_error("cannot save alert state", "path=%s error=\"%s\"",
 			  e->state_path, strerror(-rc));
