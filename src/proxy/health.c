@@ -49,7 +49,14 @@ struct hcheck {
 	int seen; /* mark for health_sync */
 };
 
-static const char *const method_names[] = {"GET", "HEAD", "OPTIONS"};
+/* The check's method (config_health_method: GET, HEAD, OPTIONS). */
+static enum http_method hc_method(int m)
+{
+	static const enum http_method map[] = {HTTP_M_GET, HTTP_M_HEAD,
+					       HTTP_M_OPTIONS};
+
+	return m >= 0 && m < 3 ? map[m] : HTTP_M_GET;
+}
 
 void backend_set_last(struct backend *b, const char *text)
 {
@@ -139,17 +146,40 @@ static void hc_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *out)
 	out->len = hc->in.cap - hc->in.len - 1;
 }
 
-/* Reads "HTTP/1.x NNN" off the status line. Returns the status, 0 when
- * more bytes are needed, -1 when it is not HTTP. */
-static int status_of(const char *p, size_t n)
+#define HC_HEAD_MAX 8192 /* a check's response head; more is an error */
+#define HC_HEADERS 64
+
+/*
+ * The final status of the response in p[0..n), read with the project's
+ * parser in response mode (interim 1xx heads are passed over). Returns
+ * the status, 0 when more bytes are needed, -1 when it is not a valid
+ * HTTP/1.x response head.
+ */
+static int status_of(const char *p, size_t n, enum http_method m)
 {
-	if (n < 12)
-		return memchr(p, '\n', n) ? -1 : 0;
-	if (memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
-	    p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' ||
-	    p[10] > '9' || p[11] < '0' || p[11] > '9')
-		return -1;
-	return (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	static const struct http_limits lim = {
+		.max_head_bytes = HC_HEAD_MAX,
+		.max_headers = HC_HEADERS,
+	};
+	struct http_header hdrs[HC_HEADERS];
+	struct http_parser ps;
+	struct http_msg msg;
+
+	for (;;) {
+		http_parser_init(&ps, 0, m, &msg, hdrs, HC_HEADERS, &lim);
+		switch (http_parse(&ps, p, n)) {
+		case HTTP_PARSE_AGAIN:
+			return 0;
+		case HTTP_PARSE_DONE:
+			break;
+		default:
+			return -1;
+		}
+		if (msg.status >= 200)
+			return msg.status;
+		p += msg.head_len;
+		n -= msg.head_len;
+	}
 }
 
 static void hc_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -167,12 +197,10 @@ static void hc_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	hc->in.len += (size_t)nread;
-	st = status_of(hc->in.data, hc->in.len);
-	if (st == 0) {
-		if (hc->in.len > 8192)
-			check_result(hc, 0, "bad-response");
-		return;
-	}
+	st = status_of(hc->in.data, hc->in.len,
+		       hc_method(hc->pool->health.method));
+	if (st == 0)
+		return; /* the parser ends a head over HC_HEAD_MAX as an error */
 	if (st < 0) {
 		check_result(hc, 0, "bad-response");
 		return;
@@ -224,7 +252,7 @@ static void build_request(struct hcheck *hc)
 		   "%s %s HTTP/1.1\r\nHost: %s\r\n"
 		   "User-Agent: storekeep-health\r\n"
 		   "Connection: close\r\n\r\n",
-		   method_names[h->method < 3 ? h->method : 0], h->path,
+		   http_method_name(hc_method(h->method)), h->path,
 		   hc->b->addr.text);
 }
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import free_port, wait_until
@@ -394,5 +395,44 @@ def test_close_delimited_body_reaches_a_slow_client_whole(edge):
         assert head.startswith(b"HTTP/1.1 200"), head[:200]
         assert len(rest) == len(body)
         assert hashlib.sha256(rest).digest() == hashlib.sha256(body).digest()
+    finally:
+        be.close()
+
+
+class RawHealth(CloseDelimited):
+    """Answers /healthz with the given bytes, as they are."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        super().__init__(b"")
+
+    def _one(self, conn):
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = conn.recv(4096)
+                if not d:
+                    return
+                head += d
+            conn.sendall(self.reply)
+
+
+@pytest.mark.parametrize("reply,up", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "up"),
+    # An interim response is passed over: the final status counts.
+    (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "up"),
+    # Not a status line: a four-digit code, a missing reason separator.
+    (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "down"),
+    (b"HTTP/1.1 200OK\r\nContent-Length: 0\r\n\r\n", "down"),
+])
+def test_health_check_reads_the_status_with_the_parser(edge, reply, up):
+    be = RawHealth(reply)
+    try:
+        e = edge([("raw", be.port)])
+        wait_until(lambda: e.backend_state("raw") == up, timeout=10,
+                   what=f"backend {up}")
+        time.sleep(1)  # a few more checks (300 ms): it stays so
+        assert e.backend_state("raw") == up
     finally:
         be.close()
