@@ -1110,10 +1110,7 @@ not_allowed:
 
 static void set_token(struct admin *a, char *token)
 {
-	if (a->token) {
-		explicit_bzero(a->token, a->token_len);
-		free(a->token);
-	}
+	config_free_secret(a->token, a->token_len);
 	a->token = token;
 	a->token_len = strlen(token);
 }
@@ -1154,9 +1151,7 @@ int admin_start(uv_loop_t *loop, const struct config *cfg, struct proxy *p,
 	return 0;
 fail:
 	audit_close(&a->audit);
-	if (a->token)
-		explicit_bzero(a->token, a->token_len);
-	free(a->token);
+	config_free_secret(a->token, a->token_len);
 	free(a);
 	return r;
 }
@@ -1228,7 +1223,6 @@ void admin_stop(struct admin *a)
 		return;
 	http_server_stop(a->srv);
 	audit_close(&a->audit);
-	explicit_bzero(a->token, a->token_len);
-	free(a->token);
+	config_free_secret(a->token, a->token_len);
 	free(a);
 }
