@@ -132,6 +132,22 @@ static size_t fill_tier(struct wpool *wp, struct client *c, int backup,
 	return eligible;
 }
 
+/* 16 hex digits into *id. Returns 0 or -1. */
+static int sticky_id(const char *v, uint64_t *id)
+{
+	uint64_t x = 0;
+
+	for (int i = 0; i < 16; i++) {
+		int d = http_hexval((unsigned char)v[i]);
+
+		if (d < 0)
+			return -1;
+		x = x << 4 | (uint64_t)d;
+	}
+	*id = x;
+	return 0;
+}
+
 struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 {
 	const struct cfg_pool *pc = wp->cfg;
@@ -155,17 +171,16 @@ struct wbackend *upstream_pick(struct wpool *wp, struct client *c, int *full)
 		const char *v = find_cookie(&c->rq->req, c->in.data,
 					    pc->sticky_cookie, &klen);
 
-		if (v && klen == 16) {
-			for (size_t i = 0; i < wp->n; i++) {
-				char hex[17];
+		uint64_t id;
 
-				if (wp->nodes[i].weight == 0)
-					continue;
-				snprintf(hex, sizeof(hex), "%016llx",
-					 (unsigned long long)wp->nodes[i].id_hash);
-				if (memcmp(hex, v, 16) == 0)
+		/* The cookie is the backend's id hash in 16 lowercase hex
+		 * digits, as sticky_set writes it: decoded once, compared as
+		 * a number. */
+		if (v && klen == 16 && sticky_id(v, &id) == 0) {
+			for (size_t i = 0; i < wp->n; i++)
+				if (wp->nodes[i].weight != 0 &&
+				    wp->nodes[i].id_hash == id)
 					return &wp->wbs[i];
-			}
 		}
 		idx = balance_pick(BALANCE_ROUND_ROBIN, wp->nodes, wp->n,
 				   &wp->bst, NULL, 0);
