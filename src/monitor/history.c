@@ -1508,8 +1508,9 @@ int history_query_agg(struct history *h, const char *metric,
 			return -EINVAL;
 		}
 		if (r == 0)
-			r = hdb_read(h->db, q.level, metric, q.from - q.res + 1,
-				     q.to, db_row_cb, &q, err, sizeof(err));
+			r = hdb_read(h->db, q.level, metric, NULL,
+				     q.from - q.res + 1, q.to, db_row_cb, &q, err,
+				     sizeof(err));
 		if (r) {
 			*out = error_json(err);
 			query_free(&q);
@@ -1632,8 +1633,7 @@ static int samples_row_cb(void *ud, const struct hdb_row *r)
 	double v;
 	uint64_t t;
 
-	if (strcmp(r->labels, sr->s->labels) != 0 || r->n == 0 ||
-	    r->ts + 60 > sr->before)
+	if (r->n == 0 || r->ts + 60 > sr->before)
 		return 0;
 	if (sr->s->kind == HK_COUNTER) {
 		v = r->last;
@@ -1668,7 +1668,7 @@ int history_samples(struct history *h, uint64_t id, uint64_t from_ms,
 		struct samples_read sr = {s, mem_start, cb, ud};
 		char err[256];
 
-		if (hdb_read(h->db, HL_MINUTE, s->metric, from,
+		if (hdb_read(h->db, HL_MINUTE, s->metric, s->labels, from,
 			     mem_start < to ? mem_start : to, samples_row_cb,
 			     &sr, err, sizeof(err)) < 0)
 			return -EIO;

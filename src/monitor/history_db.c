@@ -551,8 +551,9 @@ void hdb_write(struct hdb *d, struct hbatch *b)
 
 /* --- the reader (loop) --------------------------------------------------------- */
 
-int hdb_read(struct hdb *d, int level, const char *metric, int64_t from,
-	     int64_t to, hdb_row_cb cb, void *ud, char *err, size_t errlen)
+int hdb_read(struct hdb *d, int level, const char *metric, const char *labels,
+	     int64_t from, int64_t to, hdb_row_cb cb, void *ud, char *err,
+	     size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	char sql[256];
@@ -561,7 +562,8 @@ int hdb_read(struct hdb *d, int level, const char *metric, int64_t from,
 	snprintf(sql, sizeof(sql),
 		 "SELECT s.labels, s.kind, t.ts, t.avg, t.min, t.max, t.last, "
 		 "t.n FROM series s JOIN %s t ON t.series = s.id "
-		 "WHERE s.metric = ?1 AND t.ts BETWEEN ?2 AND ?3 "
+		 "WHERE s.metric = ?1 AND (?4 IS NULL OR s.labels = ?4) "
+		 "AND t.ts BETWEEN ?2 AND ?3 "
 		 "ORDER BY s.id, t.ts",
 		 tables[level]);
 	rc = sqlite3_prepare_v2(d->r, sql, -1, &st, NULL);
@@ -570,6 +572,8 @@ int hdb_read(struct hdb *d, int level, const char *metric, int64_t from,
 	sqlite3_bind_text(st, 1, metric, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, from);
 	sqlite3_bind_int64(st, 3, to);
+	if (labels)
+		sqlite3_bind_text(st, 4, labels, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct hdb_row row = {
 			.labels = (const char *)sqlite3_column_text(st, 0),

@@ -91,11 +91,13 @@ int hdb_open(const char *path, struct hdb **out, char *err, size_t errlen);
 /* Writes b's rows in one transaction, then prunes as b asks; fills b's
  * results. Pool thread, one at a time. */
 void hdb_write(struct hdb *d, struct hbatch *b);
-/* Calls cb for every row of level for metric with from <= ts <= to,
- * grouped by series, in ts order within one. Loop thread. 0, cb's
+/* Calls cb for every row of level for metric (and labels, the series'
+ * text as stored; NULL: every series) with from <= ts <= to, grouped by
+ * series, in ts order within one. Loop thread. 0, cb's
  * non-zero return, or -EIO with err. */
-int hdb_read(struct hdb *d, int level, const char *metric, int64_t from,
-	     int64_t to, hdb_row_cb cb, void *ud, char *err, size_t errlen);
+int hdb_read(struct hdb *d, int level, const char *metric, const char *labels,
+	     int64_t from, int64_t to, hdb_row_cb cb, void *ud, char *err,
+	     size_t errlen);
 /* Calls cb(ud, labels) for every series of metric in the file. Loop
  * thread. 0, cb's non-zero return, or -EIO with err. */
 int hdb_series(struct hdb *d, const char *metric,
