@@ -269,7 +269,7 @@ static const struct field timeouts_fields[] = {
 	{AT("client_header", struct cfg_timeouts, client_header_ms),
 	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "10s",
 	 .flags = F_RELOAD,
-	 .doc = "time a client has to send a whole request head (slowloris)"},
+	 .doc = "time a client has to send a whole request head, the first one counted from the connection's start (slowloris)"},
 	{AT("client_body", struct cfg_timeouts, client_body_ms),
 	 .type = T_DURATION, .min = 1, .max = MS_DAY, .def = "30s",
 	 .flags = F_RELOAD,

@@ -33,7 +33,7 @@ static int open_listener(const struct cfg_addr *a, int port, char *err,
 			 size_t errlen)
 {
 	struct sockaddr_storage ss = a->sa;
-	int fd, one = 1;
+	int fd, one = 1, zero = 0;
 
 	if (port >= 0) {
 		if (ss.ss_family == AF_INET)
@@ -54,6 +54,14 @@ static int open_listener(const struct cfg_addr *a, int port, char *err,
 		goto fail;
 	if (listen(fd, 511) < 0)
 		goto fail;
+	/* Delayed ACKs from the first segment: a new connection starts in
+	 * quick-ACK mode, so its request was acknowledged by a segment of its
+	 * own just before the response that could carry the ACK. Off on the
+	 * listener, accepted sockets start in ping-pong mode and the response
+	 * carries it. Best effort: it only saves a packet. After listen(), which resets
+	 * the ACK state. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
 	return fd;
 fail:
 	snprintf(err, errlen, "listen %s: %s", a->text, strerror(errno));

@@ -274,6 +274,34 @@ def test_slowloris_head_times_out(origin, edge):
     s.close()
 
 
+def test_silent_connection_takes_no_client_slot(origin, edge):
+    """The listener defers accepting until a request's first bytes arrive
+    (TCP_DEFER_ACCEPT): with one client slot, a connection that sends
+    nothing does not take it, and still ends once the kernel hands it
+    over (after about a second) and client_header runs out."""
+    p = origin("b0")
+    e = edge([("b0", p)], workers=1,
+             extra="limits:\n  client_conns: 1\n"
+                   "timeouts:\n  client_header: 300ms")
+    silent = socket.create_connection(("127.0.0.1", e.port), timeout=10)
+    try:
+        t0 = time.monotonic()
+        r = get(e, "/")
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - t0 < 1.0  # before the hand-over
+        out = b""
+        while True:
+            b = silent.recv(4096)
+            if not b:
+                break
+            out += b
+        waited = time.monotonic() - t0
+        assert out == b"" or out.startswith(b"HTTP/1.1 408"), out
+        assert waited < 9, f"silent connection still open after {waited:.1f}s"
+    finally:
+        silent.close()
+
+
 def test_graceful_shutdown_finishes_in_flight_request(origin, edge):
     p = origin("slow")
     e = edge([("slow", p)], health={"enabled": "false"})
