@@ -368,6 +368,7 @@ struct client {
 	unsigned paused : 1; /* reading stopped: buffer pinned or full */
 	unsigned writing : 1; /* rq->write is in flight */
 	unsigned close_after : 1;
+	unsigned had_request : 1; /* a request has begun on it */
 };
 
 /* runtime.c */

@@ -2188,7 +2188,11 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		if (begin_head(c) < 0)
 			return;
 		c->state = C_HEAD;
-		client_timer(c, tmo(c)->client_header_ms);
+		/* The first head's time runs from the accept (session_accept);
+		 * a byte sent just in time does not buy a fresh client_header. */
+		if (c->had_request)
+			client_timer(c, tmo(c)->client_header_ms);
+		c->had_request = 1;
 		/* fall through */
 	case C_HEAD:
 		process_head(c);

@@ -70,3 +70,18 @@ def test_a_miss_below_the_ceiling_is_missed():
     runs["origin"] = [run(84000)] * 2
     runs["storekeep"] = [run(80000, 3000.0)] * 2
     assert ": missed" in verdict(b, runs)
+    # Behind the best peer is a miss even when 1.10x it is out of reach.
+    runs["storekeep"] = [run(40000)] * 2
+    v = verdict(b, runs)
+    assert ": missed — storekeep 0.51× nginx" in v, v
+
+
+def test_no_ceiling_where_the_proxy_outruns_the_origin():
+    # New connection per request: the bare origin accepts wrk's
+    # connections itself and is slower than a proxy in front of it.
+    b = load_bench()
+    runs = {"origin": [run(16000)] * 2,
+            "storekeep": [run(22000), run(22000)],
+            "haproxy": [run(20800, 2000.0), run(20800, 2000.0)]}
+    v = verdict(b, runs)
+    assert ": missed — storekeep 1.06× haproxy" in v, v

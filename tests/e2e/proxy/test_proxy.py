@@ -283,12 +283,27 @@ def test_silent_connection_takes_no_client_slot(origin, edge):
     e = edge([("b0", p)], workers=1,
              extra="limits:\n  client_conns: 1\n"
                    "timeouts:\n  client_header: 300ms")
+
+    def served(within):
+        # With one slot, the connection wait_port() opened and closed may
+        # still hold it for a moment: a refusal is retried, not a failure.
+        end = time.monotonic() + within
+        while True:
+            try:
+                return get(e, "/").status_code
+            except requests.ConnectionError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.02)
+
+    assert served(5) == 200
     silent = socket.create_connection(("127.0.0.1", e.port), timeout=10)
     try:
         t0 = time.monotonic()
-        r = get(e, "/")
-        assert r.status_code == 200, r.text
-        assert time.monotonic() - t0 < 1.0  # before the hand-over
+        # Served before the kernel hands the silent one over (~1 s): it
+        # never held the only slot.
+        assert served(0.8) == 200
+        assert time.monotonic() - t0 < 1.0
         out = b""
         while True:
             b = silent.recv(4096)
