@@ -46,6 +46,16 @@ def need(ok, why):
     pytest.skip(why)
 
 
+def recv_all(s):
+    """Everything the peer sends on socket s until it closes."""
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
 def port_open(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, wait_until
+from conftest import free_port, recv_all, wait_until
 
 
 def get(edge, path, **kw):
@@ -250,12 +250,7 @@ def test_pipelined_requests_answered_in_order(origin, edge):
     reqs = b"".join(b"GET /info?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
     s = socket.create_connection(("127.0.0.1", e.port), timeout=5)
     s.sendall(reqs + b"GET /info?n=last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
+    out = recv_all(s)
     s.close()
     bodies = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
               for part in out.split(b"HTTP/1.1 200 OK")[1:]]
@@ -304,12 +299,7 @@ def test_silent_connection_takes_no_client_slot(origin, edge):
         # never held the only slot.
         assert served(0.8) == 200
         assert time.monotonic() - t0 < 1.0
-        out = b""
-        while True:
-            b = silent.recv(4096)
-            if not b:
-                break
-            out += b
+        out = recv_all(silent)
         waited = time.monotonic() - t0
         assert out == b"" or out.startswith(b"HTTP/1.1 408"), out
         assert waited < 9, f"silent connection still open after {waited:.1f}s"

@@ -3,7 +3,7 @@ to pools, first match wins, no match is 404; per-route timeouts."""
 import socket
 import time
 
-from conftest import Client, origin_stats
+from conftest import Client, origin_stats, recv_all
 
 ROUTES = """routes:
   - name: api
@@ -58,12 +58,7 @@ def test_routes_by_host_and_path_first_match_wins(origin, edge):
     s = socket.create_connection(("127.0.0.1", e.port), timeout=5)
     s.sendall(b"GET http://shop.test/checkout/x HTTP/1.1\r\nHost: shop.test\r\n"
               b"Connection: close\r\n\r\n")
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
+    out = recv_all(s)
     s.close()
     assert out.startswith(b"HTTP/1.1 200") and b"X-Backend: checkout1" in out, out[:300]
 

@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, wait_port, wait_until
+from conftest import free_port, recv_all, wait_port, wait_until
 
 SEED_TOTAL = 240
 JSON = {"Accept": "application/json"}
@@ -106,15 +106,6 @@ def read_response(sock, buf=b""):
             raise AssertionError("connection closed mid-body")
         rest += chunk
     return status, headers, rest[:n], rest[n:]
-
-
-def read_until_closed(sock):
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 # --- seeding ---------------------------------------------------------------
@@ -505,7 +496,7 @@ def test_pipelined_requests_are_answered_in_order(shops):
     assert (st1, st2, st3) == (200, 200, 200)
     assert json.loads(b1)["id"] == 1 and json.loads(b2)["id"] == 2
     assert b3 == b"ok\n" and h3["connection"] == "close"
-    assert rest == b"" and read_until_closed(sock) == b""
+    assert rest == b"" and recv_all(sock) == b""
     sock.close()
 
 
@@ -581,7 +572,7 @@ def test_malformed_request_gets_400_and_close(shops, raw):
     status, headers, _, rest = read_response(sock)
     assert status == 400
     assert headers["connection"] == "close"
-    assert rest + read_until_closed(sock) == b""
+    assert rest + recv_all(sock) == b""
     sock.close()
     assert healthy(s)
 
@@ -607,7 +598,7 @@ def test_http10_and_keep_alive(shops):
     sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
     status, headers, body, _ = read_response(sock)
     assert status == 200 and headers["connection"] == "close"
-    assert read_until_closed(sock) == b""
+    assert recv_all(sock) == b""
     sock.close()
     # requests reuses one connection for all of these.
     sess = requests.Session()
@@ -642,7 +633,7 @@ def test_slow_request_head_times_out(shops):
     took = time.monotonic() - t0
     assert status == 408 and headers["connection"] == "close"
     assert 8 < took < 15, took
-    assert rest + read_until_closed(sock) == b""
+    assert rest + recv_all(sock) == b""
     sock.close()
     assert healthy(s)
 
