@@ -48,11 +48,11 @@ def need(ok, why):
 
 def recv_all(s):
     """Everything the peer sends on socket s until it closes."""
-    out = b""
+    out = bytearray()
     while True:
-        b = s.recv(65536)
+        b = s.recv(1 << 20)
         if not b:
-            return out
+            return bytes(out)
         out += b
 
 

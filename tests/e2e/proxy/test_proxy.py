@@ -383,14 +383,22 @@ class CloseDelimited:
             threading.Thread(target=self._one, args=(conn,),
                              daemon=True).start()
 
+    @staticmethod
+    def _head(conn):
+        """The request head read from conn, or None when it closed first."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = conn.recv(4096)
+            if not d:
+                return None
+            head += d
+        return head
+
     def _one(self, conn):
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                head += d
+            head = self._head(conn)
+            if head is None:
+                return
             if head.startswith(b"GET /healthz"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
                              b"Connection: close\r\n\r\nok")
@@ -416,15 +424,10 @@ def test_close_delimited_body_reaches_a_slow_client_whole(edge):
         s = socket.create_connection(("127.0.0.1", e.port))
         s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(2.5)  # the proxy's writes back up; 1 s deadline passes
-        got = bytearray()
         s.settimeout(10)
-        while True:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            got += d
+        got = recv_all(s)
         s.close()
-        head, _, rest = bytes(got).partition(b"\r\n\r\n")
+        head, _, rest = got.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head[:200]
         assert len(rest) == len(body)
         assert hashlib.sha256(rest).digest() == hashlib.sha256(body).digest()
@@ -441,13 +444,8 @@ class RawHealth(CloseDelimited):
 
     def _one(self, conn):
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                d = conn.recv(4096)
-                if not d:
-                    return
-                head += d
-            conn.sendall(self.reply)
+            if self._head(conn) is not None:
+                conn.sendall(self.reply)
 
 
 @pytest.mark.parametrize("reply,up", [
