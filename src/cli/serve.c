@@ -59,6 +59,11 @@ struct serve {
 	uv_timer_t alert_tick;
 	uint64_t alert_interval_ms;
 	uint64_t alert_max_window_ms;
+	/* What the running engine was started with: a reload that changes
+	 * one of them restarts it. */
+	char *alert_state_path;
+	char *alert_external_url;
+	uint64_t alert_resolved_keep_ms;
 	int stopping;
 };
 
@@ -115,7 +120,8 @@ static void alert_tick_cb(uv_timer_t *t)
 	struct serve *s = t->data;
 	uint64_t now = clock_wall_ms();
 
-	alert_src_tick(s->asrc, now, s->alert_max_window_ms);
+	alert_src_tick(s->asrc, now, s->alert_interval_ms,
+		       s->alert_max_window_ms);
 	(void)alert_engine_eval(s->alerts, now);
 }
 
@@ -134,6 +140,22 @@ static void alerts_stop(struct serve *s)
 	s->notify = NULL;
 	alert_src_free(s->asrc);
 	s->asrc = NULL;
+	free(s->alert_state_path);
+	free(s->alert_external_url);
+	s->alert_state_path = s->alert_external_url = NULL;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static char *str_copy(const char *a)
+{
+	char *d = a ? strdup(a) : NULL;
+
+	SK_ASSERT(a == NULL || d != NULL);
+	return d;
 }
 
 static void alert_timing(struct serve *s, const struct alert_setup *su)
@@ -174,10 +196,14 @@ static int alerts_start(struct serve *s, const struct alert_setup *su,
 		s->asrc = NULL;
 		return r;
 	}
+	s->alert_state_path = str_copy(su->state_path);
+	s->alert_external_url = str_copy(su->external_url);
+	s->alert_resolved_keep_ms = su->resolved_keep_ms;
 	s->alert_interval_ms = 0;
 	alert_timing(s, su);
 	/* The first snapshot of the histograms: windows start here. */
-	alert_src_tick(s->asrc, clock_wall_ms(), s->alert_max_window_ms);
+	alert_src_tick(s->asrc, clock_wall_ms(), s->alert_interval_ms,
+		       s->alert_max_window_ms);
 	if (s->admin)
 		admin_set_alerts(s->admin, s->alerts);
 	log_info("alerts started", "rules=%zu notifiers=%zu interval_ms=%llu "
@@ -199,6 +225,17 @@ static void alerts_reload(struct serve *s, const struct alert_setup *su)
 			log_info("alerts stopped", "%s", "reason=reload");
 		alerts_stop(s);
 		return;
+	}
+	if (s->alerts != NULL &&
+	    (str_differs(su->state_path, s->alert_state_path) ||
+	     str_differs(su->external_url, s->alert_external_url) ||
+	     su->resolved_keep_ms != s->alert_resolved_keep_ms)) {
+		/* The engine takes these at its start: stop it (its states
+		 * are saved) and start it again with them. */
+		log_info("alerts restarted", "%s",
+			 "reason=\"state_path, external_url or resolved_keep "
+			 "changed\"");
+		alerts_stop(s);
 	}
 	if (s->alerts == NULL) {
 		if (alerts_start(s, su, err, sizeof(err)) < 0)

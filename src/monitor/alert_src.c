@@ -61,7 +61,6 @@ struct alert_src {
 	struct hist *scratch;
 	uint64_t groups[SNAP_GROUPS];
 	size_t bytes;
-	uint64_t last_tick_ms;
 };
 
 static char *xstrdup(const char *s)
@@ -260,22 +259,17 @@ void alert_src_set_history(struct alert_src *s, struct history *h)
 }
 
 void alert_src_tick(struct alert_src *s, uint64_t now_ms,
-		    uint64_t max_window_ms)
+		    uint64_t interval_ms, uint64_t max_window_ms)
 {
 	size_t count = metrics_series_count(s->reg);
-	uint64_t fine_span, step;
+	uint64_t fine_span, step = interval_ms ? interval_ms : 1000;
 	size_t fine_cap, coarse_cap = 0;
 
 	if (count != s->reg_seen) {
 		metrics_foreach(s->reg, scan_cb, s);
 		s->reg_seen = count;
 	}
-	/* The fine ring holds one snapshot per tick for the span; the
-	 * tick's interval is learnt from the previous call. */
-	step = s->last_tick_ms && now_ms > s->last_tick_ms
-		       ? now_ms - s->last_tick_ms
-		       : 1000;
-	s->last_tick_ms = now_ms;
+	/* The fine ring holds one snapshot per tick for the span. */
 	fine_span = max_window_ms < FINE_SPAN_MS ? max_window_ms : FINE_SPAN_MS;
 	fine_cap = (size_t)(fine_span / step) + 3;
 	if (max_window_ms > FINE_SPAN_MS)
@@ -406,10 +400,11 @@ static int src_hist_window(void *ud, uint64_t id, uint64_t from_ms,
 	b = nearest(t, to_ms);
 	if (b == NULL)
 		return 0;
-	/* Before the first snapshot the series was empty. */
-	a = from_ms < ring_oldest(&t->fine) && from_ms < ring_oldest(&t->coarse)
-		    ? NULL
-		    : nearest(t, from_ms);
+	/* A window that starts before the oldest snapshot counts from that
+	 * snapshot: the registry may have counted long before it (alerts
+	 * turned on by a reload, a ring grown for a longer window), and a
+	 * window too short pages less, one too long falsely. */
+	a = nearest(t, from_ms);
 	if (a == b)
 		return 0;
 	while (k < b->n) {

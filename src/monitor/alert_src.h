@@ -44,12 +44,13 @@ void alert_src_free(struct alert_src *s);
 void alert_src_set_history(struct alert_src *s, struct history *h);
 
 /*
- * Snapshots every histogram at now_ms (wall clock). max_window_ms is the
- * longest window a rule reads (the rings are sized for it); call it
- * before each alert_engine_eval().
+ * Snapshots every histogram at now_ms (wall clock). interval_ms is the
+ * time between calls and max_window_ms the longest window a rule reads
+ * (the rings are sized for both); call it before each
+ * alert_engine_eval().
  */
 void alert_src_tick(struct alert_src *s, uint64_t now_ms,
-		    uint64_t max_window_ms);
+		    uint64_t interval_ms, uint64_t max_window_ms);
 
 /* The source to give alert_engine_new() (s borrowed). */
 struct alert_source alert_src_source(struct alert_src *s);

@@ -599,3 +599,16 @@ def test_reload_changes_rules_and_refuses_bad_ones(origin, edge, tmp_path,
     assert r.status_code == 200, r.text
     wait_until(lambda: alert_state(e, "WebDown") == "firing", timeout=15,
                what="WebDown firing again after alerts came back")
+    # external_url (taken by the engine at its start) changed by a reload:
+    # the engine restarts with it, keeps the firing state (no new page),
+    # and the resolution carries the new link.
+    sent = len(hook.alerts("firing", "WebDown"))
+    r = reload(extra.replace(
+        "  alerts:\n", "  alerts:\n    external_url: http://ops.test/al\n"))
+    assert r.status_code == 200, r.text
+    assert alert_state(e, "WebDown") == "firing"
+    up(op)
+    wait_until(lambda: [a for a in hook.alerts("resolved", "WebDown")
+                        if a.get("generatorURL") == "http://ops.test/al"],
+               timeout=15, what="the resolution with the new external_url")
+    assert len(hook.alerts("firing", "WebDown")) == sent
