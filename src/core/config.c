@@ -2915,7 +2915,6 @@ static int check_alert_rule(struct loader *l, void *obj,
 	struct cfg_alert_rule *r = obj;
 
 	r->summary_line = key_line(mi, "summary");
-	r->labels_line = key_line(mi, "labels");
 	return check_query_keys(l, mi, &r->expr);
 }
 

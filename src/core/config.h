@@ -269,7 +269,6 @@ struct cfg_alert_rule {
 	int enabled;		     /* default 1 */
 	int line;
 	int summary_line;
-	int labels_line;
 };
 
 struct cfg_slo_window {

@@ -61,6 +61,9 @@ static int open_listener(const struct cfg_addr *a, int port, char *err,
 	 * carries it. Best effort: it only saves a packet. After listen(), which resets
 	 * the ACK state. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+	/* Hand a connection over with its first bytes, or after 1 s (one
+	 * SYN-ACK retransmit) when none came: one wake-up per connection
+	 * instead of two, and a silent one takes no client slot meanwhile. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
 	return fd;
 fail:

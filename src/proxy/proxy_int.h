@@ -264,7 +264,8 @@ struct proxy {
 };
 
 enum cstate {
-	C_IDLE = 0, /* between requests: keep-alive timer */
+	C_IDLE = 0, /* before a request: client_header timer for the first,
+		     * keep-alive timer between requests */
 	C_HEAD,	    /* reading a request head: header timer */
 	C_QUEUED,   /* waiting for a backend under max_conns */
 	C_IDEMWAIT, /* waiting for the first request with this key */

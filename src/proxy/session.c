@@ -531,6 +531,10 @@ static void idem_end(struct client *c)
 	struct creq *rq = c->rq;
 	struct worker *w = c->w;
 
+	/* Waiting, being woken and owning all start with a key: a request
+	 * without one takes no lock here. */
+	if (rq->idem_key == NULL)
+		return;
 	if (rq->idem_waiting) {
 		idem_cancel(store(c), &rq->idem_waiter);
 		rq->idem_waiting = 0;
@@ -957,7 +961,7 @@ static uint32_t retry_attempts(struct client *c)
 static void budget_roll(struct worker *w, const struct cfg_retry_budget *rb)
 {
 	struct budget *b = &w->budget;
-	uint64_t now = clock_mono_ms();
+	uint64_t now = uv_now(&w->loop);
 
 	if (now - b->window_start_ms < rb->window_ms)
 		return;

@@ -717,12 +717,13 @@ static void test_independent_builds(void **state)
 
 	assert_int_equal(alert_setup_build(c, &a, err, sizeof(err)), 0);
 	assert_int_equal(alert_setup_build(c, &b, err, sizeof(err)), 0);
+	/* b must own its strings: with the config and a gone, reading them
+	 * is a use-after-free if they were borrowed, which the ASan run of
+	 * this test (make check) reports. */
 	config_unref(c);
-	assert_int_equal(a->nrules, b->nrules);
-	assert_ptr_not_equal(rule(a, "A")->expr.matchers,
-			     rule(b, "A")->expr.matchers);
 	alert_setup_free(a);
 	assert_string_equal(rule(b, "A")->expr.matchers[0].value, "b");
+	assert_string_equal(rule(b, "A")->expr.matchers[0].name, "a");
 	alert_setup_free(b);
 }
 
